@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archiver"
+)
+
+func backupCmd(g *globalFlags) *cobra.Command {
+	var (
+		tags   []string
+		host   string
+		label  string
+		noPar  bool
+		oneFS  bool
+		parent string
+	)
+	cmd := &cobra.Command{
+		Use:   "backup PATH...",
+		Short: "Back up paths into the repository as one snapshot",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out := newOutput(g)
+			r, err := openIndexed(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer r.Backend().Close()
+
+			lock, err := r.Lock(ctx, false, repo.LockOptions{})
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock(ctx)
+			ctx = lock.Context()
+
+			opts := archiver.Options{
+				Host: host, Label: label, Tags: tags, OneFileSystem: oneFS,
+				Program: "cairn " + version,
+				OnError: out.warn,
+			}
+			if u, err := user.Current(); err == nil {
+				opts.User = u.Username
+			}
+			if !noPar {
+				snaps, err := r.Snapshots(ctx)
+				if err != nil {
+					return err
+				}
+				if parent != "" {
+					opts.Parent, err = repo.FindSnapshot(snaps, parent)
+					if err != nil {
+						return err
+					}
+				} else {
+					opts.Parent = findParent(snaps, opts.Host, args)
+				}
+			}
+			var total int64 = -1
+			if opts.Parent != nil {
+				total = int64(opts.Parent.Summary.Bytes)
+			}
+			opts.Progress = func(p archiver.Progress) {
+				out.progress("backup", int64(p.Bytes), max(total, int64(p.Bytes)), map[string]any{
+					"type": "progress", "files": p.Files, "dirs": p.Dirs, "bytes": p.Bytes,
+					"new_bytes": p.NewBytes, "unchanged": p.Unchanged, "errors": p.Errors,
+					"elapsed": p.Elapsed.Seconds(),
+				})
+			}
+			snap, err := archiver.Backup(ctx, r, args, opts)
+			out.done()
+			if err != nil {
+				if cause := context.Cause(ctx); cause != nil && errors.Is(cause, repo.ErrLockLost) {
+					return cause
+				}
+				return err
+			}
+			s := snap.Summary
+			if out.json {
+				out.emit(map[string]any{
+					"type": "summary", "snapshot": snap.ID().String(), "label": snap.Label,
+					"files": s.Files, "dirs": s.Dirs, "bytes": s.Bytes, "new_bytes": s.NewBytes,
+					"unchanged": s.Unchanged, "unreadable": s.Unreadable, "duration": s.Duration,
+				})
+			} else {
+				out.printf("snapshot %s saved as %s\n", snap.ID().Short(), snap.Label)
+				out.printf("  %d files, %d dirs, %s; %d unchanged; %s new data; %.1fs\n",
+					s.Files, s.Dirs, humanBytes(s.Bytes), s.Unchanged, humanBytes(s.NewBytes), s.Duration)
+			}
+			if s.Unreadable > 0 {
+				out.warn("", fmt.Errorf("%d files could not be read completely (named above)", s.Unreadable))
+				return errPartial
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&tags, "tag", nil, "tag the snapshot (repeatable)")
+	f.StringVar(&host, "host", "", "host name to record (default: this host)")
+	f.StringVar(&label, "label", "", "snapshot label (default: <UTC time>_<host>)")
+	f.BoolVar(&noPar, "force", false, "read every file, ignoring the parent snapshot")
+	f.StringVar(&parent, "parent", "", "parent snapshot (default: the latest of this host with the same paths)")
+	f.BoolVarP(&oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	return cmd
+}
+
+// findParent picks the newest snapshot of host with the same source paths.
+func findParent(snaps []*repo.Snapshot, host string, args []string) *repo.Snapshot {
+	if host == "" {
+		host = hostname()
+	}
+	paths := absPaths(args)
+	for i := len(snaps) - 1; i >= 0; i-- {
+		s := snaps[i]
+		if s.Host == host && slices.Equal(s.Paths, paths) {
+			return s
+		}
+	}
+	return nil
+}

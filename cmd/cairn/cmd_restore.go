@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"path"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/restorer"
+)
+
+func restoreCmd(g *globalFlags) *cobra.Command {
+	var (
+		target       string
+		includes     []string
+		numericOwner bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore SNAPSHOT --target DIR",
+		Short: "Restore a snapshot (or --include paths of it) into a directory",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out := newOutput(g)
+			if target == "" {
+				return errorf("--target is required")
+			}
+			r, err := openIndexed(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer r.Backend().Close()
+			snaps, err := r.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			snap, err := repo.FindSnapshot(snaps, args[0])
+			if err != nil {
+				return err
+			}
+			for i, inc := range includes {
+				includes[i] = path.Clean("/" + inc)
+			}
+			res, err := restorer.Restore(ctx, r, snap, target, restorer.Options{
+				Includes:     includes,
+				NumericOwner: numericOwner,
+				OnError:      out.warn,
+				Progress: func(p restorer.Progress) {
+					out.progress("restore", int64(p.Bytes), int64(p.TotalBytes), map[string]any{
+						"type": "progress", "files": p.Files, "bytes": p.Bytes,
+						"total_files": p.TotalFiles, "total_bytes": p.TotalBytes,
+					})
+				},
+			})
+			out.done()
+			if err != nil {
+				return err
+			}
+			if out.json {
+				out.emit(map[string]any{"type": "summary", "snapshot": snap.ID().String(), "label": snap.Label,
+					"files": res.Files, "dirs": res.Dirs, "bytes": res.Bytes, "errors": res.Errors})
+			} else {
+				out.printf("restored %s to %s: %d files, %d dirs, %s\n", snap.Label, target, res.Files, res.Dirs, humanBytes(res.Bytes))
+			}
+			if res.Errors > 0 {
+				out.warn("", fmt.Errorf("%d files or directories could not be restored (named above)", res.Errors))
+				return errPartial
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&target, "target", "t", "", "directory to restore into (each source reappears under its absolute path)")
+	f.StringArrayVarP(&includes, "include", "i", nil, "restore only this path of the snapshot (repeatable)")
+	f.BoolVar(&numericOwner, "numeric-owner", false, "restore owners by recorded uid/gid, ignoring names")
+	return cmd
+}

@@ -1,0 +1,79 @@
+// Command cairn is the command-line front end of the cairn backup engine
+// (DESIGN.md §10): flags, environment, printing and exit codes, nothing
+// else. The work is done by the repo packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes of DESIGN.md §10.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitPartial = 3
+)
+
+// errPartial makes a command exit 3: it finished, but some files could
+// not be read (backup) or restored (restore); each was named on stderr.
+var errPartial = errors.New("finished with errors")
+
+type globalFlags struct {
+	repo         string
+	passwordFile string
+	json         bool
+	quiet        bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "cairn",
+		Short:         "Deduplicating, encrypted backups you can drive with ordinary file tools",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.repo, "repo", "r", "", "repository: a path (or $CAIRN_REPOSITORY)")
+	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (or $CAIRN_PASSWORD_FILE, $CAIRN_PASSWORD)")
+	pf.BoolVar(&g.json, "json", false, "print JSON lines on stdout, and nothing else")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
+
+	root.AddCommand(
+		initCmd(g), backupCmd(g), snapshotsCmd(g), lsCmd(g), restoreCmd(g),
+		unlockCmd(g), checkCmd(g),
+	)
+	root.SetArgs(args)
+	root.SetContext(ctx)
+	err := root.Execute()
+	out := newOutput(g)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errPartial):
+		return exitPartial
+	default:
+		out.fatal(err)
+		return exitFailure
+	}
+}
+
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/backend"
+	"github.com/cairn-backup/cairn/repo/backend/local"
+)
+
+// openBackend turns a --repo value into storage.
+func openBackend(g *globalFlags) (backend.Backend, error) {
+	url := g.repo
+	if url == "" {
+		url = os.Getenv("CAIRN_REPOSITORY")
+	}
+	if url == "" {
+		return nil, errors.New("no repository given: use --repo PATH")
+	}
+	if strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "s3+http://") {
+		return nil, fmt.Errorf("%s: S3 repositories are not supported yet", url)
+	}
+	url = strings.TrimPrefix(url, "local:")
+	return local.Open(url)
+}
+
+// password finds the password: --password-file, $CAIRN_PASSWORD_FILE,
+// $CAIRN_PASSWORD, then a terminal prompt.
+func password(g *globalFlags, confirm bool) (string, error) {
+	file := g.passwordFile
+	if file == "" {
+		file = os.Getenv("CAIRN_PASSWORD_FILE")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return "", fmt.Errorf("password file %s is empty", file)
+		}
+		return line, nil
+	}
+	if p := os.Getenv("CAIRN_PASSWORD"); p != "" {
+		return p, nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return "", errors.New("no password given: use --password-file, $CAIRN_PASSWORD_FILE or $CAIRN_PASSWORD")
+	}
+	p, err := prompt("Password: ")
+	if err != nil {
+		return "", err
+	}
+	if confirm {
+		q, err := prompt("Repeat password: ")
+		if err != nil {
+			return "", err
+		}
+		if p != q {
+			return "", errors.New("passwords do not match")
+		}
+	}
+	return p, nil
+}
+
+func prompt(msg string) (string, error) {
+	fmt.Fprint(os.Stderr, msg)
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		// Fall back to a plain line read (e.g. a pty that refuses raw mode).
+		line, err2 := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err2 != nil {
+			return "", err
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	return string(b), nil
+}
+
+// openRepo opens the repository named by the flags.
+func openRepo(ctx context.Context, g *globalFlags) (*repo.Repository, error) {
+	be, err := openBackend(g)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := password(g, false)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, pw)
+	if err != nil {
+		be.Close()
+		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	return r, nil
+}
+
+// openIndexed opens the repository and loads its index.
+func openIndexed(ctx context.Context, g *globalFlags) (*repo.Repository, error) {
+	r, err := openRepo(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		r.Backend().Close()
+		return nil, err
+	}
+	return r, nil
+}

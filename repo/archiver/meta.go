@@ -1,0 +1,151 @@
+package archiver
+
+import (
+	"errors"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// nodeFromStat fills the metadata of a node from lstat data.
+func nodeFromStat(name string, st *unix.Stat_t, names *idNames) *repo.Node {
+	n := &repo.Node{
+		Name:   name,
+		Mode:   st.Mode & 07777,
+		UID:    st.Uid,
+		GID:    st.Gid,
+		User:   names.user(st.Uid),
+		Group:  names.group(st.Gid),
+		MTime:  time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
+		ATime:  time.Unix(st.Atim.Sec, st.Atim.Nsec).UTC(),
+		CTime:  time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC(),
+		Inode:  st.Ino,
+		Device: st.Dev,
+		Links:  uint64(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		n.Type = repo.NodeFile
+		n.Size = uint64(st.Size)
+	case unix.S_IFDIR:
+		n.Type = repo.NodeDir
+		n.Links = 0 // a directory's link count says nothing worth keeping
+	case unix.S_IFLNK:
+		n.Type = repo.NodeSymlink
+		n.Size = uint64(st.Size)
+	case unix.S_IFBLK:
+		n.Type = repo.NodeDev
+		n.Rdev = st.Rdev
+	case unix.S_IFCHR:
+		n.Type = repo.NodeCharDev
+		n.Rdev = st.Rdev
+	case unix.S_IFIFO:
+		n.Type = repo.NodeFIFO
+	case unix.S_IFSOCK:
+		n.Type = repo.NodeSocket
+	}
+	return n
+}
+
+// readXattrs returns all extended attributes of path (not following
+// symlinks). Filesystems without xattr support yield none.
+func readXattrs(path string) ([]repo.Xattr, error) {
+	buf := make([]byte, 1024)
+	var size int
+	for {
+		n, err := unix.Llistxattr(path, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		size = n
+		break
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	var out []repo.Xattr
+	val := make([]byte, 256)
+	for _, name := range splitNull(buf[:size]) {
+		for {
+			n, err := unix.Lgetxattr(path, name, val)
+			if errors.Is(err, unix.ERANGE) {
+				val = make([]byte, len(val)*4)
+				continue
+			}
+			if errors.Is(err, unix.ENODATA) {
+				break // removed meanwhile
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, repo.Xattr{Name: name, Value: append([]byte{}, val[:n]...)})
+			break
+		}
+	}
+	return out, nil
+}
+
+func splitNull(b []byte) []string {
+	var out []string
+	start := 0
+	for i, c := range b {
+		if c == 0 {
+			if i > start {
+				out = append(out, string(b[start:i]))
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// idNames caches uid and gid to name lookups.
+type idNames struct {
+	mu     sync.Mutex // guards the maps
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+func newIDNames() *idNames {
+	return &idNames{users: map[uint32]string{}, groups: map[uint32]string{}}
+}
+
+func (c *idNames) user(id uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.users[id]; ok {
+		return n
+	}
+	n := ""
+	if u, err := user.LookupId(strconv.Itoa(int(id))); err == nil {
+		n = u.Username
+	}
+	c.users[id] = n
+	return n
+}
+
+func (c *idNames) group(id uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.groups[id]; ok {
+		return n
+	}
+	n := ""
+	if g, err := user.LookupGroupId(strconv.Itoa(int(id))); err == nil {
+		n = g.Name
+	}
+	c.groups[id] = n
+	return n
+}

@@ -1,0 +1,98 @@
+package repo
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// BlobType tells data chunks from tree blobs.
+type BlobType uint8
+
+// Blob types, as stored in pack headers and index files.
+const (
+	DataBlob BlobType = 1
+	TreeBlob BlobType = 2
+)
+
+func (t BlobType) String() string {
+	switch t {
+	case DataBlob:
+		return "data"
+	case TreeBlob:
+		return "tree"
+	}
+	return fmt.Sprintf("blobtype(%d)", uint8(t))
+}
+
+// A blob's sealed plaintext starts with one byte saying how the rest is
+// stored.
+const (
+	blobRaw  = 0
+	blobZstd = 1
+)
+
+var (
+	encoderPool = sync.Pool{New: func() any {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic(err)
+		}
+		return e
+	}}
+	decoder = func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	}()
+)
+
+// encodeBlob returns the stored form of plain: marker byte, zstd or raw,
+// then sealed. scratch is reused when large enough.
+func (r *Repository) encodeBlob(plain, scratch []byte) (stored, newScratch []byte) {
+	buf := append(scratch[:0], blobRaw)
+	if r.settings.Compression == "zstd" {
+		enc := encoderPool.Get().(*zstd.Encoder)
+		buf = enc.EncodeAll(plain, append(scratch[:0], blobZstd))
+		encoderPool.Put(enc)
+		if len(buf) >= len(plain)+1 {
+			buf = append(buf[:0], blobRaw)
+			buf = append(buf, plain...)
+		}
+	} else {
+		buf = append(buf, plain...)
+	}
+	stored = r.data.seal(make([]byte, 0, len(buf)+Overhead), buf)
+	return stored, buf
+}
+
+// decodeBlob opens a stored blob and checks it against id.
+func (r *Repository) decodeBlob(stored []byte, id ID, rawLen int) ([]byte, error) {
+	inner, err := r.data.open(nil, stored)
+	if err != nil {
+		return nil, err
+	}
+	if len(inner) == 0 {
+		return nil, fmt.Errorf("empty blob")
+	}
+	var plain []byte
+	switch inner[0] {
+	case blobRaw:
+		plain = inner[1:]
+	case blobZstd:
+		plain, err = decoder.DecodeAll(inner[1:], make([]byte, 0, rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown blob encoding %d", inner[0])
+	}
+	if Hash(plain) != id {
+		return nil, fmt.Errorf("content does not match its id")
+	}
+	return plain, nil
+}

@@ -1,0 +1,246 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo/backend"
+)
+
+// Lock timing (DESIGN.md §7). A lock not refreshed for StaleAfter is
+// ignored and may be removed; holders refresh every RefreshEvery; a holder
+// that could not refresh for GiveUpAfter stops its operation, well before
+// others may take the lock as stale.
+var (
+	StaleAfter   = 30 * time.Minute
+	RefreshEvery = 5 * time.Minute
+	GiveUpAfter  = 20 * time.Minute
+)
+
+// ErrLocked: another process holds a lock that conflicts.
+var ErrLocked = errors.New("repository is locked")
+
+// ErrLockLost: the lock could not be refreshed in time; the operation was
+// stopped so that nobody takes the lock as stale under it.
+var ErrLockLost = errors.New("repository lock could not be refreshed")
+
+// LockInfo is the content of a lock object.
+type LockInfo struct {
+	Time      time.Time `json:"time"`
+	Exclusive bool      `json:"exclusive"`
+	Host      string    `json:"host"`
+	User      string    `json:"user,omitempty"`
+	PID       int       `json:"pid"`
+	Nonce     string    `json:"nonce"` // makes every lock object's name unique
+	Name      string    `json:"-"`     // object name
+}
+
+func (l LockInfo) String() string {
+	kind := "shared"
+	if l.Exclusive {
+		kind = "exclusive"
+	}
+	return fmt.Sprintf("%s lock by %s@%s pid %d, refreshed %s", kind, l.User, l.Host, l.PID, l.Time.Local().Format(time.DateTime))
+}
+
+// Stale reports whether the lock may be ignored: not refreshed for
+// StaleAfter, or held by a process of this host that no longer exists.
+func (l LockInfo) Stale(now time.Time) bool {
+	if now.Sub(l.Time) > StaleAfter {
+		return true
+	}
+	host, _ := os.Hostname()
+	if l.Host == host && l.PID > 0 {
+		err := syscall.Kill(l.PID, 0)
+		return errors.Is(err, syscall.ESRCH)
+	}
+	return false
+}
+
+// LockOptions tune locking for slow stores.
+type LockOptions struct {
+	// Settle is how long to wait after writing our lock object before
+	// listing rivals, so that an eventually consistent store shows locks
+	// written at about the same time (0 for local storage).
+	Settle time.Duration
+}
+
+// Lock is a held repository lock. Its context is cancelled with cause
+// ErrLockLost if refreshing fails for GiveUpAfter.
+type Lock struct {
+	repo      *Repository
+	exclusive bool
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	done      chan struct{}
+
+	mu   sync.Mutex // guards name
+	name string
+}
+
+// Context is cancelled when the lock is lost or released.
+func (l *Lock) Context() context.Context { return l.ctx }
+
+// Lock takes a shared or exclusive lock. Shared locks conflict only with
+// exclusive ones. It refreshes the lock in the background until Unlock.
+func (r *Repository) Lock(ctx context.Context, exclusive bool, opts LockOptions) (*Lock, error) {
+	name, err := r.writeLock(ctx, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Settle > 0 {
+		select {
+		case <-time.After(opts.Settle):
+		case <-ctx.Done():
+			r.removeLock(context.WithoutCancel(ctx), name)
+			return nil, ctx.Err()
+		}
+	}
+	rivals, err := r.Locks(ctx)
+	if err != nil {
+		r.removeLock(context.WithoutCancel(ctx), name)
+		return nil, err
+	}
+	now := time.Now()
+	for _, l := range rivals {
+		if l.Name == name || l.Stale(now) {
+			continue
+		}
+		if exclusive || l.Exclusive {
+			r.removeLock(context.WithoutCancel(ctx), name)
+			return nil, fmt.Errorf("%w: %v", ErrLocked, l)
+		}
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &Lock{repo: r, exclusive: exclusive, ctx: lctx, cancel: cancel, name: name, done: make(chan struct{})}
+	go l.refreshLoop()
+	return l, nil
+}
+
+func (r *Repository) writeLock(ctx context.Context, exclusive bool) (string, error) {
+	host, user := hostUser()
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	info := LockInfo{Time: time.Now().UTC(), Exclusive: exclusive, Host: host, User: user, PID: os.Getpid(), Nonce: hex.EncodeToString(nonce)}
+	plain, err := json.Marshal(info)
+	if err != nil {
+		return "", err
+	}
+	id, err := saveObject(ctx, r.be, backend.LockFile, r.data.seal(nil, plain))
+	if err != nil {
+		return "", fmt.Errorf("write lock: %w", err)
+	}
+	return id.String(), nil
+}
+
+func (r *Repository) removeLock(ctx context.Context, name string) error {
+	return r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: name})
+}
+
+// Locks lists the lock objects. Locks removed while listing are skipped;
+// unreadable ones are reported as exclusive locks of unknown holders, so
+// that they are never ignored before they turn stale by age.
+func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
+	var names []backend.FileInfo
+	err := r.be.List(ctx, backend.LockFile, func(fi backend.FileInfo) error {
+		names = append(names, fi)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	var out []LockInfo
+	for _, fi := range names {
+		data, err := r.be.Load(ctx, backend.Handle{Type: backend.LockFile, Name: fi.Name}, 0, 0)
+		if errors.Is(err, backend.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load lock %s: %w", fi.Name, err)
+		}
+		var info LockInfo
+		plain, err := r.data.open(nil, data)
+		if err == nil {
+			err = json.Unmarshal(plain, &info)
+		}
+		if err != nil {
+			// An unreadable lock: keep it conservative, but it still ages.
+			info = LockInfo{Exclusive: true, Host: "?", Time: time.Now()}
+		}
+		info.Name = fi.Name
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// RemoveStaleLocks removes locks that are stale and returns how many.
+func (r *Repository) RemoveStaleLocks(ctx context.Context) (int, error) {
+	locks, err := r.Locks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := time.Now()
+	for _, l := range locks {
+		if !l.Stale(now) {
+			continue
+		}
+		if err := r.removeLock(ctx, l.Name); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// refreshLoop replaces the lock object every RefreshEvery: a new object
+// first, then the old one removed, so the lock never disappears.
+func (l *Lock) refreshLoop() {
+	defer close(l.done)
+	last := time.Now()
+	retry := RefreshEvery
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+		ctx := context.WithoutCancel(l.ctx)
+		name, err := l.repo.writeLock(ctx, l.exclusive)
+		if err == nil {
+			l.mu.Lock()
+			old := l.name
+			l.name = name
+			l.mu.Unlock()
+			_ = l.repo.removeLock(ctx, old)
+			last = time.Now()
+			retry = RefreshEvery
+			continue
+		}
+		if time.Since(last) > GiveUpAfter {
+			l.cancel(fmt.Errorf("%w: %v", ErrLockLost, err))
+			return
+		}
+		retry = min(RefreshEvery, 30*time.Second)
+	}
+}
+
+// Unlock stops refreshing and removes the lock object.
+func (l *Lock) Unlock(ctx context.Context) error {
+	l.cancel(nil)
+	<-l.done
+	l.mu.Lock()
+	name := l.name
+	l.mu.Unlock()
+	return l.repo.removeLock(ctx, name)
+}

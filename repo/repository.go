@@ -1,0 +1,368 @@
+package repo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/cairn-backup/cairn/repo/backend"
+	"github.com/cairn-backup/cairn/repo/chunker"
+)
+
+// Repository reads and writes one repository. Its methods are safe for
+// concurrent use.
+//
+// Saving: SaveBlob compresses and seals in the caller's goroutine (so
+// callers parallelise it), appends to the open pack of the blob's type, and
+// hands a full pack to a bounded set of upload goroutines. Flush writes the
+// remaining packs and then one index file naming every pack uploaded since
+// the last Flush.
+type Repository struct {
+	be       backend.Backend
+	id       string
+	settings Settings
+	master   *masterKey
+	data     *sealer
+	table    *chunker.Table
+	idx      *Index
+
+	uploadSlots chan struct{} // bounds packs in flight (memory)
+	uploads     sync.WaitGroup
+
+	mu sync.Mutex // guards the fields below; never held across I/O
+	// pending holds blobs accepted by SaveBlob but not yet indexed.
+	pending   map[ID]struct{}
+	open      map[BlobType]*openPack
+	unindexed []IndexPack // uploaded packs not yet named by an index file
+	saveErr   error       // first upload failure; sticky until Flush returns it
+}
+
+type openPack struct {
+	buf   []byte
+	blobs []PackBlob
+}
+
+func newRepository(be backend.Backend, cf configFile, st Settings, mk *masterKey) (*Repository, error) {
+	ds, err := newSealer(mk.derive(infoData))
+	if err != nil {
+		return nil, err
+	}
+	if st.PackSize <= 0 {
+		st.PackSize = DefaultPackSize
+	}
+	return &Repository{
+		be:          be,
+		id:          cf.ID,
+		settings:    st,
+		master:      mk,
+		data:        ds,
+		table:       chunker.NewTable(st.ChunkerSeed),
+		idx:         newIndex(),
+		uploadSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		pending:     make(map[ID]struct{}),
+		open:        make(map[BlobType]*openPack),
+	}, nil
+}
+
+// ID returns the repository's id (hex).
+func (r *Repository) ID() string { return r.id }
+
+// Backend returns the storage.
+func (r *Repository) Backend() backend.Backend { return r.be }
+
+// Settings returns the repository's parameters.
+func (r *Repository) Settings() Settings { return r.settings }
+
+// ChunkerTable returns the gear table of the repository's chunker seed.
+func (r *Repository) ChunkerTable() *chunker.Table { return r.table }
+
+// Index returns the in-memory index (filled by LoadIndex and by Flush).
+func (r *Repository) Index() *Index { return r.idx }
+
+// LoadIndex reads every index file. An index file that fails
+// verification is reported by name.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	var ids []ID
+	err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
+		id, err := ParseID(fi.Name)
+		if err != nil {
+			return nil // not ours
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	return parallel(ctx, len(ids), 4, func(ctx context.Context, i int) error {
+		packs, err := r.LoadIndexFile(ctx, ids[i])
+		if err != nil {
+			return err
+		}
+		for _, p := range packs {
+			r.idx.addPack(p.ID, p.Blobs)
+		}
+		return nil
+	})
+}
+
+// LoadIndexFile loads and decodes one index file.
+func (r *Repository) LoadIndexFile(ctx context.Context, id ID) ([]IndexPack, error) {
+	h := backend.Handle{Type: backend.IndexFile, Name: id.String()}
+	data, err := loadObject(ctx, r.be, backend.IndexFile, id)
+	if err != nil {
+		return nil, fmt.Errorf("load %v: %w", h, err)
+	}
+	plain, err := r.data.open(nil, data)
+	if err != nil {
+		return nil, &CorruptError{Object: h.String(), Err: err}
+	}
+	packs, err := decodeIndex(plain)
+	if err != nil {
+		return nil, &CorruptError{Object: h.String(), Err: err}
+	}
+	return packs, nil
+}
+
+// HasBlob reports whether id is stored or being stored.
+func (r *Repository) HasBlob(id ID) bool {
+	if r.idx.Has(id) {
+		return true
+	}
+	r.mu.Lock()
+	_, ok := r.pending[id]
+	r.mu.Unlock()
+	return ok
+}
+
+// LookupBlob returns where id is stored.
+func (r *Repository) LookupBlob(id ID) (Location, bool) { return r.idx.Lookup(id) }
+
+// LoadBlob loads, decrypts, decompresses and verifies one blob.
+func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error) {
+	loc, ok := r.idx.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("%s blob %s: %w", t, id.Short(), ErrBlobNotFound)
+	}
+	h := packHandle(loc.Pack)
+	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, &CorruptError{Object: h.String(), Blob: id, Err: errors.New("pack is missing")}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load blob %s from %v: %w", id.Short(), h, err)
+	}
+	return r.OpenBlob(h, loc, id, stored)
+}
+
+// OpenBlob decodes a blob whose stored bytes the caller loaded itself (the
+// restorer reads whole ranges of a pack at once).
+func (r *Repository) OpenBlob(h backend.Handle, loc Location, id ID, stored []byte) ([]byte, error) {
+	plain, err := r.decodeBlob(stored, id, int(loc.RawLength))
+	if err != nil {
+		return nil, &CorruptError{Object: h.String(), Blob: id, Err: err}
+	}
+	return plain, nil
+}
+
+func packHandle(id ID) backend.Handle {
+	return backend.Handle{Type: backend.PackFile, Name: id.String()}
+}
+
+// PackHandle names a pack object.
+func PackHandle(id ID) backend.Handle { return packHandle(id) }
+
+// SaveBlob stores plain as a blob of type t unless the repository has it
+// already; known reports that case. id must be Hash(plain); callers have it
+// already because they deduplicate before compressing.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []byte) (known bool, err error) {
+	if r.idx.Has(id) {
+		return true, nil
+	}
+	r.mu.Lock()
+	if r.saveErr != nil {
+		err := r.saveErr
+		r.mu.Unlock()
+		return false, err
+	}
+	if _, ok := r.pending[id]; ok {
+		r.mu.Unlock()
+		return true, nil
+	}
+	r.pending[id] = struct{}{}
+	r.mu.Unlock()
+
+	stored, _ := r.encodeBlob(plain, nil)
+
+	r.mu.Lock()
+	p := r.open[t]
+	if p == nil {
+		p = &openPack{buf: make([]byte, 0, r.settings.PackSize+r.settings.PackSize/8)}
+		r.open[t] = p
+	}
+	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(stored)), RawLength: uint32(len(plain))})
+	p.buf = append(p.buf, stored...)
+	var full *openPack
+	if len(p.buf) >= r.settings.PackSize {
+		full = p
+		delete(r.open, t)
+	}
+	r.mu.Unlock()
+
+	if full != nil {
+		if err := r.startUpload(ctx, full); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// startUpload seals the pack's header and uploads it in the background,
+// waiting for a free slot first (backpressure bounds memory).
+func (r *Repository) startUpload(ctx context.Context, p *openPack) error {
+	select {
+	case r.uploadSlots <- struct{}{}:
+	case <-ctx.Done():
+		r.failSave(ctx.Err())
+		return ctx.Err()
+	}
+	r.uploads.Add(1)
+	go func() {
+		defer r.uploads.Done()
+		defer func() { <-r.uploadSlots }()
+		if err := r.uploadPack(ctx, p); err != nil {
+			r.failSave(err)
+		}
+	}()
+	return nil
+}
+
+func (r *Repository) failSave(err error) {
+	r.mu.Lock()
+	if r.saveErr == nil {
+		r.saveErr = err
+	}
+	r.mu.Unlock()
+}
+
+func (r *Repository) uploadPack(ctx context.Context, p *openPack) error {
+	hdr := r.data.seal(nil, encodePackHeader(p.blobs))
+	p.buf = append(p.buf, hdr...)
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(hdr)))
+	id, err := saveObject(ctx, r.be, backend.PackFile, p.buf)
+	if err != nil {
+		return fmt.Errorf("save pack: %w", err)
+	}
+	r.idx.addPack(id, p.blobs)
+	r.mu.Lock()
+	for _, b := range p.blobs {
+		delete(r.pending, b.ID)
+	}
+	r.unindexed = append(r.unindexed, IndexPack{ID: id, Blobs: p.blobs})
+	r.mu.Unlock()
+	return nil
+}
+
+// Flush uploads the open packs, waits for every upload and writes an index
+// file for them. After Flush returns nil, every blob saved before is
+// indexed in the repository. A failed upload is reported here (and by
+// later SaveBlob calls); the packs that did reach storage are still
+// indexed so that their data is not lost to a retry.
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	var open []*openPack
+	for t, p := range r.open {
+		open = append(open, p)
+		delete(r.open, t)
+	}
+	r.mu.Unlock()
+	for _, p := range open {
+		if err := r.startUpload(ctx, p); err != nil {
+			break
+		}
+	}
+	r.uploads.Wait()
+
+	r.mu.Lock()
+	packs := r.unindexed
+	r.unindexed = nil
+	saveErr := r.saveErr
+	r.saveErr = nil
+	if saveErr != nil {
+		clear(r.pending)
+	}
+	r.mu.Unlock()
+
+	if len(packs) > 0 {
+		if _, err := r.saveIndex(ctx, packs); err != nil {
+			r.mu.Lock()
+			r.unindexed = append(packs, r.unindexed...)
+			r.mu.Unlock()
+			return errors.Join(saveErr, err)
+		}
+	}
+	return saveErr
+}
+
+func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
+	sealed := r.data.seal(nil, encodeIndex(packs))
+	id, err := saveObject(ctx, r.be, backend.IndexFile, sealed)
+	if err != nil {
+		return id, fmt.Errorf("save index: %w", err)
+	}
+	return id, nil
+}
+
+// SaveIndexFile writes packs as one index file (used by repair and copy).
+func (r *Repository) SaveIndexFile(ctx context.Context, packs []IndexPack) (ID, error) {
+	for _, p := range packs {
+		r.idx.addPack(p.ID, p.Blobs)
+	}
+	return r.saveIndex(ctx, packs)
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines, stopping at the
+// first error.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
