@@ -43,7 +43,7 @@ var (
 		return e
 	}}
 	decoder = func() *zstd.Decoder {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<32))
 		if err != nil {
 			panic(err)
 		}
@@ -66,13 +66,13 @@ func (r *Repository) encodeBlob(plain, scratch []byte) (stored, newScratch []byt
 	} else {
 		buf = append(buf, plain...)
 	}
-	stored = r.data.seal(make([]byte, 0, len(buf)+Overhead), buf)
+	stored = r.data.seal(make([]byte, 0, len(buf)+Overhead), buf, kindBlob)
 	return stored, buf
 }
 
 // decodeBlob opens a stored blob and checks it against id.
 func (r *Repository) decodeBlob(stored []byte, id ID, rawLen int) ([]byte, error) {
-	inner, err := r.data.open(nil, stored)
+	inner, err := r.data.open(nil, stored, kindBlob)
 	if err != nil {
 		return nil, err
 	}

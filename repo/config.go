@@ -45,17 +45,39 @@ type Settings struct {
 	Compression string         `json:"compression"` // "zstd" or "none"
 }
 
+func (st Settings) validate() error {
+	if err := st.Chunker.Validate(); err != nil {
+		return err
+	}
+	if st.Chunker.Max > maxBlobSize {
+		return fmt.Errorf("chunks of up to %d bytes exceed the blob limit", st.Chunker.Max)
+	}
+	if st.PackSize < 1<<10 || st.PackSize > 1<<30 {
+		return fmt.Errorf("pack size %d out of range", st.PackSize)
+	}
+	if st.Compression != "zstd" && st.Compression != "none" {
+		return fmt.Errorf("unknown compression %q", st.Compression)
+	}
+	if st.ChunkerSeed == (chunker.Seed{}) {
+		return errors.New("chunker seed is zero")
+	}
+	return nil
+}
+
+// maxBlobSize bounds chunks; tree blobs may be larger, up to 4 GiB.
+const maxBlobSize = 64 << 20
+
 // keyFile is the stored form of a key object: the master key sealed with a
 // password-derived key.
 type keyFile struct {
-	Version  int       `json:"version"`
-	Created  time.Time `json:"created"`
-	Host     string    `json:"host,omitempty"`
-	User     string    `json:"user,omitempty"`
-	KDF      string    `json:"kdf"` // "argon2id"
-	Params   KDFParams `json:"params"`
-	Salt     []byte    `json:"salt"`
-	Master   []byte    `json:"master"` // sealed masterKey
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	Host    string    `json:"host,omitempty"`
+	User    string    `json:"user,omitempty"`
+	KDF     string    `json:"kdf"` // "argon2id"
+	Params  KDFParams `json:"params"`
+	Salt    []byte    `json:"salt"`
+	Master  []byte    `json:"master"` // sealed masterKey
 }
 
 // InitOptions tune a new repository.
@@ -94,7 +116,7 @@ func newKeyFile(mk *masterKey, password string, p KDFParams) ([]byte, error) {
 	host, name := hostUser()
 	kf := keyFile{
 		Version: 1, Created: time.Now().UTC().Round(time.Second), Host: host, User: name,
-		KDF: "argon2id", Params: p, Salt: salt, Master: s.seal(nil, mk[:]),
+		KDF: "argon2id", Params: p, Salt: salt, Master: s.seal(nil, mk[:], kindKey),
 	}
 	return json.MarshalIndent(kf, "", "  ")
 }
@@ -104,6 +126,9 @@ func openKeyFile(data []byte, password string) (*masterKey, error) {
 	var kf keyFile
 	if err := json.Unmarshal(data, &kf); err != nil {
 		return nil, fmt.Errorf("%w: key object: %v", ErrCorrupt, err)
+	}
+	if kf.Version != 1 {
+		return nil, fmt.Errorf("%w: key object version %d", ErrFormat, kf.Version)
 	}
 	if kf.KDF != "argon2id" {
 		return nil, fmt.Errorf("%w: key uses KDF %q", ErrFormat, kf.KDF)
@@ -115,7 +140,7 @@ func openKeyFile(data []byte, password string) (*masterKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.open(nil, kf.Master)
+	plain, err := s.open(nil, kf.Master, kindKey)
 	if err != nil {
 		return nil, ErrWrongPassword
 	}
@@ -179,6 +204,9 @@ func Init(ctx context.Context, be backend.Backend, password string, opts InitOpt
 	if opts.PackSize > 0 {
 		st.PackSize = opts.PackSize
 	}
+	if err := st.validate(); err != nil {
+		return nil, err
+	}
 	var rid [32]byte
 	if _, err := rand.Read(rid[:]); err != nil {
 		return nil, err
@@ -199,7 +227,7 @@ func Init(ctx context.Context, be backend.Backend, password string, opts InitOpt
 	if err != nil {
 		return nil, err
 	}
-	cf := configFile{Format: "cairn", Version: FormatVersion, ID: ID(rid).String(), Settings: ds.seal(nil, sjson)}
+	cf := configFile{Format: "cairn", Version: FormatVersion, ID: ID(rid).String(), Settings: ds.seal(nil, sjson, kindSettings)}
 	cdata, err := json.MarshalIndent(cf, "", "  ")
 	if err != nil {
 		return nil, err
@@ -262,7 +290,7 @@ func Open(ctx context.Context, be backend.Backend, password string) (*Repository
 		if err != nil {
 			return nil, err
 		}
-		sjson, err := ds.open(nil, cf.Settings)
+		sjson, err := ds.open(nil, cf.Settings, kindSettings)
 		if err != nil {
 			return nil, &CorruptError{Object: "config", Err: fmt.Errorf("settings: %w", err)}
 		}
@@ -270,7 +298,7 @@ func Open(ctx context.Context, be backend.Backend, password string) (*Repository
 		if err := json.Unmarshal(sjson, &st); err != nil {
 			return nil, &CorruptError{Object: "config", Err: err}
 		}
-		if err := st.Chunker.Validate(); err != nil {
+		if err := st.validate(); err != nil {
 			return nil, &CorruptError{Object: "config", Err: err}
 		}
 		return newRepository(be, cf, st, mk)

@@ -45,22 +45,36 @@ func newSealer(key []byte) (*sealer, error) {
 	return &sealer{aead: aead}, nil
 }
 
+// What a sealed byte string is, bound to it as GCM additional data so that
+// one kind can never be passed off as another (docs/FORMAT.md).
+type kind string
+
+const (
+	kindKey      kind = "cairn key"
+	kindSettings kind = "cairn settings"
+	kindBlob     kind = "cairn blob"
+	kindHeader   kind = "cairn pack header"
+	kindIndex    kind = "cairn index"
+	kindSnapshot kind = "cairn snapshot"
+	kindLock     kind = "cairn lock"
+)
+
 // seal appends the sealed form of plain to dst.
-func (s *sealer) seal(dst, plain []byte) []byte {
+func (s *sealer) seal(dst, plain []byte, k kind) []byte {
 	n := len(dst)
 	dst = append(dst, make([]byte, nonceSize)...)
 	if _, err := rand.Read(dst[n : n+nonceSize]); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	return s.aead.Seal(dst, dst[n:n+nonceSize], plain, nil)
+	return s.aead.Seal(dst, dst[n:n+nonceSize], plain, []byte(k))
 }
 
 // open appends the plaintext of sealed to dst.
-func (s *sealer) open(dst, sealed []byte) ([]byte, error) {
+func (s *sealer) open(dst, sealed []byte, k kind) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than the seal overhead", ErrAuth, len(sealed))
 	}
-	out, err := s.aead.Open(dst, sealed[:nonceSize], sealed[nonceSize:], nil)
+	out, err := s.aead.Open(dst, sealed[:nonceSize], sealed[nonceSize:], []byte(k))
 	if err != nil {
 		return nil, ErrAuth
 	}
@@ -99,7 +113,7 @@ var DefaultKDF = KDFParams{Time: 3, Memory: 64 << 10, Threads: 2}
 var TestKDF = KDFParams{Time: 1, Memory: 64, Threads: 1}
 
 func (p KDFParams) validate() error {
-	if p.Time < 1 || p.Time > 100 || p.Memory < 8 || p.Memory > 4<<20 || p.Threads < 1 {
+	if p.Time < 1 || p.Time > 100 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 {
 		return fmt.Errorf("unreasonable KDF parameters %+v", p)
 	}
 	return nil

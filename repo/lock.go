@@ -136,7 +136,7 @@ func (r *Repository) writeLock(ctx context.Context, exclusive bool) (string, err
 	if err != nil {
 		return "", err
 	}
-	id, err := saveObject(ctx, r.be, backend.LockFile, r.data.seal(nil, plain))
+	id, err := saveObject(ctx, r.be, backend.LockFile, r.data.seal(nil, plain, kindLock))
 	if err != nil {
 		return "", fmt.Errorf("write lock: %w", err)
 	}
@@ -147,9 +147,10 @@ func (r *Repository) removeLock(ctx context.Context, name string) error {
 	return r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: name})
 }
 
-// Locks lists the lock objects. Locks removed while listing are skipped;
-// unreadable ones are reported as exclusive locks of unknown holders, so
-// that they are never ignored before they turn stale by age.
+// Locks lists the lock objects. Locks removed while listing are skipped.
+// A lock that does not decrypt was not written by any key holder (they all
+// share the master key): it is garbage, reported as stale so that it never
+// blocks the repository and unlock removes it.
 func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
 	var names []backend.FileInfo
 	err := r.be.List(ctx, backend.LockFile, func(fi backend.FileInfo) error {
@@ -169,13 +170,12 @@ func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
 			return nil, fmt.Errorf("load lock %s: %w", fi.Name, err)
 		}
 		var info LockInfo
-		plain, err := r.data.open(nil, data)
+		plain, err := r.data.open(nil, data, kindLock)
 		if err == nil {
 			err = json.Unmarshal(plain, &info)
 		}
 		if err != nil {
-			// An unreadable lock: keep it conservative, but it still ages.
-			info = LockInfo{Exclusive: true, Host: "?", Time: time.Now()}
+			info = LockInfo{Host: "?", Time: time.Time{}} // zero time: stale
 		}
 		info.Name = fi.Name
 		out = append(out, info)

@@ -91,7 +91,7 @@ func (r *Repository) ParsePack(data []byte) ([]PackBlob, error) {
 		return nil, fmt.Errorf("pack header length %d impossible for a pack of %d bytes", hlen, len(data))
 	}
 	start := int64(len(data)) - 4 - hlen
-	plain, err := r.data.open(nil, data[start:len(data)-4])
+	plain, err := r.data.open(nil, data[start:len(data)-4], kindHeader)
 	if err != nil {
 		return nil, fmt.Errorf("pack header: %w", err)
 	}

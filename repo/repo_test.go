@@ -335,3 +335,31 @@ func TestFindSnapshotAndLabels(t *testing.T) {
 		t.Fatalf("label time %q", l)
 	}
 }
+
+func TestTreeKeepsNonUTF8NamesAndFarTimes(t *testing.T) {
+	names := []string{"a\xff", "a\xfe", "plain", "emoji 😀", "\x80"}
+	var tr repo.Tree
+	for _, n := range names {
+		tr.Nodes = append(tr.Nodes, &repo.Node{Name: n, Type: repo.NodeSymlink, LinkTarget: "t\xc3" + n,
+			Xattrs: []repo.Xattr{{Name: "user.\xff", Value: []byte{0xff}}}})
+	}
+	enc, err := repo.EncodeTree(&tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.DecodeTree(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != len(names) {
+		t.Fatalf("%d nodes", len(got.Nodes))
+	}
+	for _, n := range got.Nodes {
+		if n.LinkTarget != "t\xc3"+n.Name || n.Xattrs[0].Name != "user.\xff" {
+			t.Fatalf("node %q: target %q xattr %q", n.Name, n.LinkTarget, n.Xattrs[0].Name)
+		}
+	}
+	if got.Find("a\xff") == nil || got.Find("\x80") == nil {
+		t.Fatal("raw names not found")
+	}
+}

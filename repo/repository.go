@@ -116,7 +116,7 @@ func (r *Repository) LoadIndexFile(ctx context.Context, id ID) ([]IndexPack, err
 	if err != nil {
 		return nil, fmt.Errorf("load %v: %w", h, err)
 	}
-	plain, err := r.data.open(nil, data)
+	plain, err := r.data.open(nil, data, kindIndex)
 	if err != nil {
 		return nil, &CorruptError{Object: h.String(), Err: err}
 	}
@@ -249,7 +249,7 @@ func (r *Repository) failSave(err error) {
 }
 
 func (r *Repository) uploadPack(ctx context.Context, p *openPack) error {
-	hdr := r.data.seal(nil, encodePackHeader(p.blobs))
+	hdr := r.data.seal(nil, encodePackHeader(p.blobs), kindHeader)
 	p.buf = append(p.buf, hdr...)
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(hdr)))
 	id, err := saveObject(ctx, r.be, backend.PackFile, p.buf)
@@ -308,7 +308,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 }
 
 func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
-	sealed := r.data.seal(nil, encodeIndex(packs))
+	sealed := r.data.seal(nil, encodeIndex(packs), kindIndex)
 	id, err := saveObject(ctx, r.be, backend.IndexFile, sealed)
 	if err != nil {
 		return id, fmt.Errorf("save index: %w", err)

@@ -35,13 +35,13 @@ type Snapshot struct {
 
 // Summary counts what a snapshot holds and what its backup did.
 type Summary struct {
-	Files      uint64 `json:"files"`
-	Dirs       uint64 `json:"dirs"`
-	Others     uint64 `json:"others,omitempty"`
-	Bytes      uint64 `json:"bytes"`                 // sum of file sizes
-	NewBytes   uint64 `json:"new_bytes,omitempty"`   // plaintext of blobs added
-	Unreadable uint64 `json:"unreadable,omitempty"`  // files that could not be read
-	Unchanged  uint64 `json:"unchanged,omitempty"`   // files taken from the parent
+	Files      uint64  `json:"files"`
+	Dirs       uint64  `json:"dirs"`
+	Others     uint64  `json:"others,omitempty"`
+	Bytes      uint64  `json:"bytes"`                // sum of file sizes
+	NewBytes   uint64  `json:"new_bytes,omitempty"`  // plaintext of blobs added
+	Unreadable uint64  `json:"unreadable,omitempty"` // files that could not be read
+	Unchanged  uint64  `json:"unchanged,omitempty"`  // files taken from the parent
 	Duration   float64 `json:"duration,omitempty"`   // seconds
 }
 
@@ -56,7 +56,7 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 	if err != nil {
 		return ID{}, err
 	}
-	id, err := saveObject(ctx, r.be, backend.SnapshotFile, r.data.seal(nil, plain))
+	id, err := saveObject(ctx, r.be, backend.SnapshotFile, r.data.seal(nil, plain, kindSnapshot))
 	if err != nil {
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
@@ -71,7 +71,7 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("load %v: %w", h, err)
 	}
-	plain, err := r.data.open(nil, data)
+	plain, err := r.data.open(nil, data, kindSnapshot)
 	if err != nil {
 		return nil, &CorruptError{Object: h.String(), Err: err}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // NodeType is what a tree entry is.
@@ -33,14 +34,14 @@ type Xattr struct {
 // Node is one entry of a directory listing, with everything backup
 // records about it. Times are UTC with nanoseconds.
 type Node struct {
-	Name  string   `json:"name"`
-	Type  NodeType `json:"type"`
-	Mode  uint32   `json:"mode"` // permission bits plus setuid, setgid, sticky (st_mode & 07777)
-	UID   uint32   `json:"uid"`
-	GID   uint32   `json:"gid"`
-	User  string   `json:"user,omitempty"`
-	Group string   `json:"group,omitempty"`
-	Size  uint64   `json:"size,omitempty"`
+	Name  string    `json:"name"`
+	Type  NodeType  `json:"type"`
+	Mode  uint32    `json:"mode"` // permission bits plus setuid, setgid, sticky (st_mode & 07777)
+	UID   uint32    `json:"uid"`
+	GID   uint32    `json:"gid"`
+	User  string    `json:"user,omitempty"`
+	Group string    `json:"group,omitempty"`
+	Size  uint64    `json:"size,omitempty"`
 	MTime time.Time `json:"mtime"`
 	ATime time.Time `json:"atime"`
 	CTime time.Time `json:"ctime"`
@@ -53,12 +54,84 @@ type Node struct {
 	// LinkTarget is a symlink's target, byte for byte.
 	LinkTarget string  `json:"linktarget,omitempty"`
 	Xattrs     []Xattr `json:"xattrs,omitempty"`
-	// Content lists a file's chunks in order. A hole of the source (or a
-	// run of zeros) is stored as chunks of zeros, which restore writes as
-	// holes again.
+	// Content lists a file's chunks in order. A hole of the source is
+	// stored as chunks of zeros (up to the maximum chunk size each); restore
+	// writes every all-zero chunk as a hole.
 	Content []ID `json:"content,omitempty"`
 	// Subtree is a directory's tree blob.
 	Subtree *ID `json:"subtree,omitempty"`
+}
+
+// Names, symlink targets and xattr names are byte strings on Linux, not
+// necessarily UTF-8, and JSON strings cannot carry invalid UTF-8. Such a
+// value is stored base64-encoded in a sibling field with the suffix "_raw"
+// ("name_raw", "linktarget_raw"), its string field left empty.
+
+type nodeAlias Node
+
+type nodeJSON struct {
+	*nodeAlias
+	NameRaw       []byte `json:"name_raw,omitempty"`
+	LinkTargetRaw []byte `json:"linktarget_raw,omitempty"`
+}
+
+// MarshalJSON keeps non-UTF-8 names byte for byte.
+func (n *Node) MarshalJSON() ([]byte, error) {
+	if utf8.ValidString(n.Name) && utf8.ValidString(n.LinkTarget) {
+		return json.Marshal((*nodeAlias)(n))
+	}
+	c := *n
+	j := nodeJSON{nodeAlias: (*nodeAlias)(&c)}
+	if !utf8.ValidString(n.Name) {
+		j.NameRaw, c.Name = []byte(n.Name), ""
+	}
+	if !utf8.ValidString(n.LinkTarget) {
+		j.LinkTargetRaw, c.LinkTarget = []byte(n.LinkTarget), ""
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	j := nodeJSON{nodeAlias: (*nodeAlias)(n)}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if j.NameRaw != nil {
+		n.Name = string(j.NameRaw)
+	}
+	if j.LinkTargetRaw != nil {
+		n.LinkTarget = string(j.LinkTargetRaw)
+	}
+	return nil
+}
+
+type xattrJSON struct {
+	Name    string `json:"name"`
+	NameRaw []byte `json:"name_raw,omitempty"`
+	Value   []byte `json:"value"`
+}
+
+// MarshalJSON keeps non-UTF-8 attribute names byte for byte.
+func (x Xattr) MarshalJSON() ([]byte, error) {
+	j := xattrJSON{Name: x.Name, Value: x.Value}
+	if !utf8.ValidString(x.Name) {
+		j.Name, j.NameRaw = "", []byte(x.Name)
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (x *Xattr) UnmarshalJSON(b []byte) error {
+	var j xattrJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	x.Name, x.Value = j.Name, j.Value
+	if j.NameRaw != nil {
+		x.Name = string(j.NameRaw)
+	}
+	return nil
 }
 
 // Tree is a directory listing, sorted by name.

@@ -47,7 +47,7 @@ type Options struct {
 // Progress counts what the backup has done so far.
 type Progress struct {
 	Files, Dirs, Bytes, NewBytes, Unchanged, Errors uint64
-	Elapsed                                        time.Duration
+	Elapsed                                         time.Duration
 }
 
 // ErrSourceMissing: a source path given to Backup does not exist.
@@ -292,8 +292,10 @@ func (a *archiver) saveSources(ctx context.Context, path string, rest []string, 
 		}
 		return a.saveEntry(ctx, path, &st, parent)
 	}
+	// A directory on the way to a source is followed if it is a symlink
+	// (/var/run -> /run): the snapshot records the path as given.
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
 	node := nodeFromStat(filepath.Base(path), &st, a.names)

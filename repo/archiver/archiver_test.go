@@ -232,3 +232,30 @@ func TestSparseFileStoresHolesAsZeroChunks(t *testing.T) {
 		t.Fatalf("hole not stored as zero chunks (%d of %d)", zeros, len(n.Content))
 	}
 }
+
+func TestFarTimesAreClampedToRecordable(t *testing.T) {
+	for _, sec := range []int64{400000000000, -400000000000} {
+		tm := recordable(unix.Timespec{Sec: sec})
+		tr := &repo.Tree{Nodes: []*repo.Node{{Name: "f", Type: repo.NodeFile, MTime: tm}}}
+		if _, err := repo.EncodeTree(tr); err != nil {
+			t.Fatalf("time %d: %v", sec, err)
+		}
+	}
+	if got := recordable(unix.Timespec{Sec: 1, Nsec: 5}); got.UnixNano() != 1e9+5 {
+		t.Fatalf("ordinary time changed: %v", got)
+	}
+}
+
+func TestSymlinkedAncestorIsFollowed(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir+"/real/src/f", []byte("f"))
+	os.Symlink("real", dir+"/alias")
+	r := newRepo(t)
+	snap, err := Backup(context.Background(), r, []string{dir + "/alias/src"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(content(t, r, lookup(t, r, snap, dir+"/alias/src/f"))) != "f" {
+		t.Fatal("content")
+	}
+}

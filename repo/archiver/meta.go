@@ -21,9 +21,9 @@ func nodeFromStat(name string, st *unix.Stat_t, names *idNames) *repo.Node {
 		GID:    st.Gid,
 		User:   names.user(st.Uid),
 		Group:  names.group(st.Gid),
-		MTime:  time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		ATime:  time.Unix(st.Atim.Sec, st.Atim.Nsec).UTC(),
-		CTime:  time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC(),
+		MTime:  recordable(st.Mtim),
+		ATime:  recordable(st.Atim),
+		CTime:  recordable(st.Ctim),
 		Inode:  st.Ino,
 		Device: st.Dev,
 		Links:  uint64(st.Nlink),
@@ -50,6 +50,25 @@ func nodeFromStat(name string, st *unix.Stat_t, names *idNames) *repo.Node {
 		n.Type = repo.NodeSocket
 	}
 	return n
+}
+
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// recordable converts a timestamp, clamped to the years 1 to 9999 that
+// the format's RFC 3339 times can hold (a file dated 30000 AD must not
+// stop a backup).
+func recordable(ts unix.Timespec) time.Time {
+	t := time.Unix(ts.Sec, ts.Nsec).UTC()
+	if t.Before(minTime) {
+		return minTime
+	}
+	if t.After(maxTime) {
+		return maxTime
+	}
+	return t
 }
 
 // readXattrs returns all extended attributes of path (not following
