@@ -51,24 +51,24 @@ var (
 	}()
 )
 
-// encodeBlob returns the stored form of plain: marker byte, zstd or raw,
-// then sealed. scratch is reused when large enough.
-func (r *Repository) encodeBlob(plain, scratch []byte) (stored, newScratch []byte) {
-	buf := append(scratch[:0], blobRaw)
+// innerBlob returns what a blob seals: the marker byte, then zstd or raw
+// data, built in scratch (grown if needed).
+func (r *Repository) innerBlob(plain, scratch []byte) []byte {
 	if r.settings.Compression == "zstd" {
 		enc := encoderPool.Get().(*zstd.Encoder)
-		buf = enc.EncodeAll(plain, append(scratch[:0], blobZstd))
+		buf := enc.EncodeAll(plain, append(scratch[:0], blobZstd))
 		encoderPool.Put(enc)
-		if len(buf) >= len(plain)+1 {
-			buf = append(buf[:0], blobRaw)
-			buf = append(buf, plain...)
+		if len(buf) < len(plain)+1 {
+			return buf
 		}
-	} else {
-		buf = append(buf, plain...)
+		scratch = buf
 	}
-	stored = r.data.seal(make([]byte, 0, len(buf)+Overhead), buf, kindBlob)
-	return stored, buf
+	buf := append(scratch[:0], blobRaw)
+	return append(buf, plain...)
 }
+
+// scratchPool holds buffers for innerBlob.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // decodeBlob opens a stored blob and checks it against id.
 func (r *Repository) decodeBlob(stored []byte, id ID, rawLen int) ([]byte, error) {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo/backend"
@@ -30,6 +29,7 @@ type Repository struct {
 	idx      *Index
 
 	uploadSlots chan struct{} // bounds packs in flight (memory)
+	packBufs    sync.Pool     // *[]byte of uploaded data packs, for reuse
 	uploads     sync.WaitGroup
 
 	mu sync.Mutex // guards the fields below; never held across I/O
@@ -61,7 +61,7 @@ func newRepository(be backend.Backend, cf configFile, st Settings, mk *masterKey
 		data:        ds,
 		table:       chunker.NewTable(st.ChunkerSeed),
 		idx:         newIndex(),
-		uploadSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		uploadSlots: make(chan struct{}, 1),
 		pending:     make(map[ID]struct{}),
 		open:        make(map[BlobType]*openPack),
 	}, nil
@@ -195,29 +195,54 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 	r.pending[id] = struct{}{}
 	r.mu.Unlock()
 
-	stored, _ := r.encodeBlob(plain, nil)
+	sp := scratchPool.Get().(*[]byte)
+	inner := r.innerBlob(plain, *sp)
+	stored := len(inner) + Overhead
 
+	// Close the open pack first if this blob would take it past the
+	// target size, so pack buffers never grow beyond it (a single blob
+	// larger than the target gets a pack of its own).
+	var full []*openPack
 	r.mu.Lock()
 	p := r.open[t]
+	if p != nil && len(p.buf) > 0 && len(p.buf)+stored > r.settings.PackSize {
+		full = append(full, p)
+		p = nil
+	}
 	if p == nil {
-		p = &openPack{buf: make([]byte, 0, r.settings.PackSize+r.settings.PackSize/8)}
+		p = r.newPack(t)
 		r.open[t] = p
 	}
-	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(stored)), RawLength: uint32(len(plain))})
-	p.buf = append(p.buf, stored...)
-	var full *openPack
+	off := len(p.buf)
+	p.buf = r.data.seal(p.buf, inner, kindBlob)
+	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(off), Length: uint32(len(p.buf) - off), RawLength: uint32(len(plain))})
 	if len(p.buf) >= r.settings.PackSize {
-		full = p
+		full = append(full, p)
 		delete(r.open, t)
 	}
 	r.mu.Unlock()
+	*sp = inner[:0]
+	scratchPool.Put(sp)
 
-	if full != nil {
-		if err := r.startUpload(ctx, full); err != nil {
+	for _, f := range full {
+		if err := r.startUpload(ctx, f); err != nil {
 			return false, err
 		}
 	}
 	return false, nil
+}
+
+// newPack returns an empty pack with a buffer from the free list: data
+// packs fill to the target size, so they get it at once; tree packs are
+// usually small and grow as needed.
+func (r *Repository) newPack(t BlobType) *openPack {
+	if t == DataBlob {
+		if b, ok := r.packBufs.Get().(*[]byte); ok {
+			return &openPack{buf: (*b)[:0]}
+		}
+		return &openPack{buf: make([]byte, 0, r.settings.PackSize+256<<10)}
+	}
+	return &openPack{buf: make([]byte, 0, 256<<10)}
 }
 
 // startUpload seals the pack's header and uploads it in the background,
@@ -263,6 +288,10 @@ func (r *Repository) uploadPack(ctx context.Context, p *openPack) error {
 	}
 	r.unindexed = append(r.unindexed, IndexPack{ID: id, Blobs: p.blobs})
 	r.mu.Unlock()
+	if cap(p.buf) >= r.settings.PackSize && cap(p.buf) <= r.settings.PackSize+1<<20 {
+		buf := p.buf[:0]
+		r.packBufs.Put(&buf)
+	}
 	return nil
 }
 

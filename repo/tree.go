@@ -27,8 +27,9 @@ const (
 
 // Xattr is one extended attribute.
 type Xattr struct {
-	Name  string `json:"name"`
-	Value []byte `json:"value"`
+	Name    string `json:"name"`
+	NameRaw []byte `json:"name_raw,omitempty"` // see rawNames
+	Value   []byte `json:"value"`
 }
 
 // Node is one entry of a directory listing, with everything backup
@@ -60,78 +61,44 @@ type Node struct {
 	Content []ID `json:"content,omitempty"`
 	// Subtree is a directory's tree blob.
 	Subtree *ID `json:"subtree,omitempty"`
-}
 
-// Names, symlink targets and xattr names are byte strings on Linux, not
-// necessarily UTF-8, and JSON strings cannot carry invalid UTF-8. Such a
-// value is stored base64-encoded in a sibling field with the suffix "_raw"
-// ("name_raw", "linktarget_raw"), its string field left empty.
-
-type nodeAlias Node
-
-type nodeJSON struct {
-	*nodeAlias
+	// NameRaw and LinkTargetRaw carry names that are not valid UTF-8; see
+	// rawNames. They are set only while encoding and decoding.
 	NameRaw       []byte `json:"name_raw,omitempty"`
 	LinkTargetRaw []byte `json:"linktarget_raw,omitempty"`
 }
 
-// MarshalJSON keeps non-UTF-8 names byte for byte.
-func (n *Node) MarshalJSON() ([]byte, error) {
-	if utf8.ValidString(n.Name) && utf8.ValidString(n.LinkTarget) {
-		return json.Marshal((*nodeAlias)(n))
-	}
-	c := *n
-	j := nodeJSON{nodeAlias: (*nodeAlias)(&c)}
+// Names, symlink targets and xattr names are byte strings on Linux, not
+// necessarily UTF-8, and JSON strings cannot carry invalid UTF-8. Such a
+// value is stored base64-encoded in the sibling field with the suffix
+// "_raw", its string field left empty. toRaw moves invalid values into
+// those fields for encoding; fromRaw moves them back.
+func (n *Node) toRaw() {
 	if !utf8.ValidString(n.Name) {
-		j.NameRaw, c.Name = []byte(n.Name), ""
+		n.NameRaw, n.Name = []byte(n.Name), ""
 	}
 	if !utf8.ValidString(n.LinkTarget) {
-		j.LinkTargetRaw, c.LinkTarget = []byte(n.LinkTarget), ""
+		n.LinkTargetRaw, n.LinkTarget = []byte(n.LinkTarget), ""
 	}
-	return json.Marshal(j)
+	for i := range n.Xattrs {
+		if x := &n.Xattrs[i]; !utf8.ValidString(x.Name) {
+			x.NameRaw, x.Name = []byte(x.Name), ""
+		}
+	}
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
-func (n *Node) UnmarshalJSON(b []byte) error {
-	j := nodeJSON{nodeAlias: (*nodeAlias)(n)}
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
+func (n *Node) fromRaw() {
+	if n.NameRaw != nil {
+		n.Name, n.NameRaw = string(n.NameRaw), nil
 	}
-	if j.NameRaw != nil {
-		n.Name = string(j.NameRaw)
+	if n.LinkTargetRaw != nil {
+		n.LinkTarget, n.LinkTargetRaw = string(n.LinkTargetRaw), nil
 	}
-	if j.LinkTargetRaw != nil {
-		n.LinkTarget = string(j.LinkTargetRaw)
+	for i := range n.Xattrs {
+		if x := &n.Xattrs[i]; x.NameRaw != nil {
+			x.Name, x.NameRaw = string(x.NameRaw), nil
+		}
 	}
-	return nil
-}
-
-type xattrJSON struct {
-	Name    string `json:"name"`
-	NameRaw []byte `json:"name_raw,omitempty"`
-	Value   []byte `json:"value"`
-}
-
-// MarshalJSON keeps non-UTF-8 attribute names byte for byte.
-func (x Xattr) MarshalJSON() ([]byte, error) {
-	j := xattrJSON{Name: x.Name, Value: x.Value}
-	if !utf8.ValidString(x.Name) {
-		j.Name, j.NameRaw = "", []byte(x.Name)
-	}
-	return json.Marshal(j)
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (x *Xattr) UnmarshalJSON(b []byte) error {
-	var j xattrJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	x.Name, x.Value = j.Name, j.Value
-	if j.NameRaw != nil {
-		x.Name = string(j.NameRaw)
-	}
-	return nil
 }
 
 // Tree is a directory listing, sorted by name.
@@ -185,7 +152,13 @@ func EncodeTree(t *Tree) ([]byte, error) {
 	if t.Nodes == nil {
 		t.Nodes = []*Node{}
 	}
+	for _, n := range t.Nodes {
+		n.toRaw()
+	}
 	buf, err := json.Marshal(t)
+	for _, n := range t.Nodes {
+		n.fromRaw()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +176,7 @@ func DecodeTree(data []byte) (*Tree, error) {
 		if n == nil {
 			return nil, errors.New("null node")
 		}
+		n.fromRaw()
 		if err := ValidName(n.Name); err != nil {
 			return nil, err
 		}

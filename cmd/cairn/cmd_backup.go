@@ -29,6 +29,7 @@ func backupCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := newOutput(g)
+			softMemoryLimit(backupMemory)
 			r, err := openIndexed(ctx, g)
 			if err != nil {
 				return err

@@ -3,8 +3,22 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 )
+
+// backupMemory is the soft heap limit of a backup: the working set is
+// about three 16 MiB packs (one filling, one uploading, one waiting) plus
+// GOMAXPROCS chunker buffers of 9 MiB, and without a limit Go lets the heap
+// grow to twice that. The limit only makes the collector run sooner.
+const backupMemory = 80 << 20
+
+// softMemoryLimit sets Go's soft memory limit unless $GOMEMLIMIT does.
+func softMemoryLimit(n int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(n)
+	}
+}
 
 func hostname() string {
 	h, _ := os.Hostname()

@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,13 +65,17 @@ type archiver struct {
 	table *chunker.Table
 	cp    chunker.Params
 
-	jobs chan *fileJob
+	jobs     chan *fileJob
+	dirSlots chan struct{} // bounds directory walkers beyond the first
+	bigSlots chan struct{} // bounds files streamed through the chunker at once
 
 	files, dirs, others, bytes, newBytes, unchanged, errs atomic.Uint64
 
-	zeroMu  sync.Mutex // guards zeroIDs
-	zeroIDs map[int]repo.ID
-	bufs    sync.Pool
+	zeroMu    sync.Mutex // guards zeroIDs
+	zeroIDs   map[int]repo.ID
+	bufs      sync.Pool // *[]byte for the chunker, Max plus a read block
+	smallBufs sync.Pool // *[]byte of Min bytes, for regions that are one chunk
+	midBufs   sync.Pool // *[]byte of up to Max bytes, for regions cut in memory
 }
 
 type fileJob struct {
@@ -114,10 +119,14 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, opts Option
 	a := &archiver{
 		repo: r, opts: opts, names: newIDNames(),
 		table: r.ChunkerTable(), cp: r.Settings().Chunker,
-		jobs:    make(chan *fileJob, opts.Workers),
-		zeroIDs: map[int]repo.ID{},
+		jobs:     make(chan *fileJob, opts.Workers),
+		dirSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		bigSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		zeroIDs:  map[int]repo.ID{},
 	}
 	a.bufs.New = func() any { b := make([]byte, a.cp.Max+(1<<20)); return &b }
+	a.smallBufs.New = func() any { b := make([]byte, a.cp.Min); return &b }
+	a.midBufs.New = func() any { return new([]byte) }
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -252,7 +261,11 @@ func (a *archiver) saveRoot(ctx context.Context, sources []string, parent *repo.
 		if err := unix.Lstat("/", &st); err != nil {
 			return repo.ID{}, err
 		}
-		return a.saveDir(ctx, "/", &st, parent)
+		var pid *repo.ID
+		if parent != nil {
+			pid = &a.opts.Parent.Tree
+		}
+		return a.saveDir(ctx, "/", &st, parent, pid)
 	}
 	// Group sources by their first component.
 	type group struct {
@@ -302,7 +315,11 @@ func (a *archiver) saveSources(ctx context.Context, path string, rest []string, 
 	if node.Type != repo.NodeDir {
 		return nil, fmt.Errorf("%s is not a directory", path)
 	}
-	xa, err := readXattrs(path)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	xa, err := readXattrs(real)
 	if err != nil {
 		a.report(path, err)
 	}
@@ -367,10 +384,13 @@ func (a *archiver) saveEntry(ctx context.Context, path string, st *unix.Stat_t, 
 	switch node.Type {
 	case repo.NodeDir:
 		var ptree *repo.Tree
+		var pid *repo.ID
 		if parent != nil && parent.Type == repo.NodeDir && parent.Subtree != nil {
-			ptree, _ = a.repo.LoadTree(ctx, *parent.Subtree)
+			if t, err := a.repo.LoadTree(ctx, *parent.Subtree); err == nil {
+				ptree, pid = t, parent.Subtree
+			}
 		}
-		id, err := a.saveDir(ctx, path, st, ptree)
+		id, err := a.saveDir(ctx, path, st, ptree, pid)
 		if err != nil {
 			return nil, err
 		}
@@ -404,8 +424,13 @@ func (a *archiver) saveEntry(ctx context.Context, path string, st *unix.Stat_t, 
 }
 
 // saveDir saves the tree of directory path. Files go to the workers;
-// subdirectories are walked here, depth first, while the workers read.
-func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, parent *repo.Tree) (repo.ID, error) {
+// subdirectories are walked by goroutines of their own while a dirSlots
+// slot is free, else here, depth first. A slot is only ever tried, never
+// waited for, so a walker never blocks on another.
+//
+// parentID is the parent snapshot's tree for this directory: when every
+// entry turns out the same, it is reused without encoding a new tree.
+func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, parent *repo.Tree, parentID *repo.ID) (repo.ID, error) {
 	if err := ctx.Err(); err != nil {
 		return repo.ID{}, err
 	}
@@ -421,8 +446,13 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 	}
 	slices.Sort(names)
 
-	tree := repo.Tree{Nodes: make([]*repo.Node, 0, len(names))}
-	var jobs []*fileJob
+	type result struct {
+		node *repo.Node
+		err  error
+		done chan struct{} // closed when node and err are set
+		job  *fileJob      // or: a file read by the workers
+	}
+	results := make([]*result, 0, len(names))
 	for _, name := range names {
 		child := path + "/" + name
 		if path == "/" {
@@ -439,44 +469,102 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 		}
 		pnode := parent.Find(name)
 		if cst.Mode&unix.S_IFMT == unix.S_IFREG {
-			job := &fileJob{path: child, st: cst, done: make(chan struct{})}
-			job.node = nodeFromStat(name, &cst, a.names)
+			job := &fileJob{path: child, st: cst, node: nodeFromStat(name, &cst, a.names)}
 			if a.isUnchanged(job.node, pnode) {
 				a.takeUnchanged(job, pnode)
-				tree.Nodes = append(tree.Nodes, job.node)
+				results = append(results, &result{node: job.node})
 				continue
 			}
+			job.done = make(chan struct{})
 			select {
 			case a.jobs <- job:
 			case <-ctx.Done():
 				return repo.ID{}, context.Cause(ctx)
 			}
-			jobs = append(jobs, job)
+			results = append(results, &result{job: job})
 			continue
 		}
 		if isDir && a.opts.OneFileSystem && cst.Dev != st.Dev {
 			continue
 		}
-		n, err := a.saveEntry(ctx, child, &cst, pnode)
-		if err != nil {
-			return repo.ID{}, err
+		res := &result{done: make(chan struct{})}
+		results = append(results, res)
+		if isDir {
+			select {
+			case a.dirSlots <- struct{}{}:
+				go func() {
+					defer func() { <-a.dirSlots }()
+					defer close(res.done)
+					res.node, res.err = a.saveEntry(ctx, child, &cst, pnode)
+				}()
+				continue
+			default:
+			}
 		}
-		if n != nil {
-			tree.Nodes = append(tree.Nodes, n)
+		res.node, res.err = a.saveEntry(ctx, child, &cst, pnode)
+		close(res.done)
+	}
+
+	tree := repo.Tree{Nodes: make([]*repo.Node, 0, len(results))}
+	var firstErr error
+	for _, res := range results {
+		switch {
+		case res.job != nil:
+			<-res.job.done // workers finish every job, even after a failure
+			if res.job.ok {
+				tree.Nodes = append(tree.Nodes, res.job.node)
+			}
+			continue
+		case res.done != nil:
+			<-res.done
+		}
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
+		}
+		if res.node != nil {
+			tree.Nodes = append(tree.Nodes, res.node)
 		}
 	}
-	for _, job := range jobs {
-		select {
-		case <-job.done:
-		case <-ctx.Done():
-			return repo.ID{}, context.Cause(ctx)
-		}
-		if job.ok {
-			tree.Nodes = append(tree.Nodes, job.node)
-		}
+	if firstErr != nil {
+		return repo.ID{}, firstErr
 	}
 	a.dirs.Add(1)
+	if parentID != nil && sameNodes(tree.Nodes, parent) && a.repo.HasBlob(*parentID) {
+		return *parentID, nil
+	}
 	return a.repo.SaveTree(ctx, &tree)
+}
+
+// sameNodes reports whether nodes (sorted by name) equal the parent tree's
+// in every recorded field, so the parent's tree blob can stand for them.
+func sameNodes(nodes []*repo.Node, parent *repo.Tree) bool {
+	if parent == nil || len(nodes) != len(parent.Nodes) {
+		return false
+	}
+	for i, n := range nodes {
+		if !sameNode(n, parent.Nodes[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameNode(a, b *repo.Node) bool {
+	if a.Name != b.Name || a.Type != b.Type || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
+		a.User != b.User || a.Group != b.Group || a.Size != b.Size ||
+		!a.MTime.Equal(b.MTime) || !a.ATime.Equal(b.ATime) || !a.CTime.Equal(b.CTime) ||
+		a.Inode != b.Inode || a.Device != b.Device || a.Links != b.Links || a.Rdev != b.Rdev ||
+		a.LinkTarget != b.LinkTarget || !slices.Equal(a.Content, b.Content) ||
+		(a.Subtree == nil) != (b.Subtree == nil) || (a.Subtree != nil && *a.Subtree != *b.Subtree) ||
+		len(a.Xattrs) != len(b.Xattrs) {
+		return false
+	}
+	for i, x := range a.Xattrs {
+		if x.Name != b.Xattrs[i].Name || !bytes.Equal(x.Value, b.Xattrs[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // isUnchanged reports whether the parent snapshot's node can stand for n.
@@ -561,8 +649,6 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 	}
 	job.node.Xattrs = xa
 
-	bufp := a.bufs.Get().(*[]byte)
-	defer a.bufs.Put(bufp)
 	var content []repo.ID
 	var read int64
 	size := st.Size
@@ -589,9 +675,48 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 		if err != nil || hole > size {
 			hole = size
 		}
-		ch := chunker.New(a.table, a.cp, io.NewSectionReader(f, off, hole-off), *bufp)
+		var next func() ([]byte, error)
+		if n := hole - off; n <= int64(a.cp.Max) {
+			// A region of at most Max bytes is read whole and cut in
+			// memory: same boundaries as the streaming chunker, with a
+			// buffer the size of the region rather than Max plus a block.
+			pool := &a.smallBufs
+			if n > int64(a.cp.Min) {
+				pool = &a.midBufs
+			}
+			bp := pool.Get().(*[]byte)
+			defer pool.Put(bp)
+			if int64(cap(*bp)) < n {
+				*bp = make([]byte, (n+1<<20-1)&^(1<<20-1)) // whole MiBs, for reuse
+			}
+			data := (*bp)[:n]
+			if _, err := f.ReadAt(data, off); err != nil {
+				return &readError{err}
+			}
+			next = func() ([]byte, error) {
+				if len(data) == 0 {
+					return nil, io.EOF
+				}
+				k := chunker.Cut(a.table, a.cp, data)
+				chunk := data[:k]
+				data = data[k:]
+				return chunk, nil
+			}
+		} else {
+			// Streaming needs a buffer of Max plus a block; GOMAXPROCS
+			// streams keep the cores busy, more would only hold memory.
+			select {
+			case a.bigSlots <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			defer func() { <-a.bigSlots }()
+			bufp := a.bufs.Get().(*[]byte)
+			defer a.bufs.Put(bufp)
+			next = chunker.New(a.table, a.cp, io.NewSectionReader(f, off, hole-off), *bufp).Next
+		}
 		for {
-			chunk, err := ch.Next()
+			chunk, err := next()
 			if err == io.EOF {
 				break
 			}

@@ -259,3 +259,34 @@ func TestSymlinkedAncestorIsFollowed(t *testing.T) {
 		t.Fatal("content")
 	}
 }
+
+func TestUnchangedTreesAreReused(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	dir := t.TempDir()
+	write(t, dir+"/a/b/c", []byte("c"))
+	write(t, dir+"/a/d", []byte("d"))
+	var prev *repo.Snapshot
+	var trees []repo.ID
+	for range 3 {
+		s, err := Backup(ctx, r, []string{dir}, Options{Parent: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, s.Tree)
+		prev = s
+	}
+	// Reading directories may move their atimes once (relatime); after
+	// that nothing changes and the parent's trees are reused as they are.
+	if trees[1] != trees[2] {
+		t.Fatal("unchanged backup produced a new root tree")
+	}
+	write(t, dir+"/a/b/c", []byte("changed"))
+	s, err := Backup(ctx, r, []string{dir}, Options{Parent: prev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Tree == trees[2] || string(content(t, r, lookup(t, r, s, dir+"/a/b/c"))) != "changed" {
+		t.Fatal("a change was not recorded")
+	}
+}

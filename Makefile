@@ -1,0 +1,51 @@
+# cairn build, test and benchmark entry points. CI runs `make test`
+# (through .ci/run); see DESIGN.md §9.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO ?= go
+BIN := bin/cairn
+
+# Top-level directories that hold generated or mounted content, never
+# sources: find must not walk into them (mnt/ may be a live FUSE mount,
+# demo/src is a copy of the tree). testdata/ holds golden inputs at any depth.
+PRUNE := -path ./.git -o -path ./bin -o -path ./bench -o -path ./demo -o -path ./mnt -o -name testdata
+
+.PHONY: build test fmt-check vet bench run clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
+
+# test runs what CI runs. go test comes last so that its summary lines end
+# the output.
+test:
+	bash scripts/deps.sh
+	$(MAKE) --no-print-directory fmt-check vet
+	$(GO) test -race -count=1 -timeout 60m ./...
+
+# fmt-check fails when gofmt would change any file, and names them.
+fmt-check:
+	@unformatted=$$(find . \( $(PRUNE) \) -prune \
+		-o -type f -name '*.go' -exec gofmt -l {} +); \
+	if [[ -n $$unformatted ]]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):" >&2; \
+		echo "$$unformatted" >&2; \
+		exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+bench: build
+	mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench/go.txt
+	bash scripts/bench.sh
+
+run: build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf bin bench demo
+	find . \( -path ./.git -o -path ./mnt \) -prune -o -type f \( -name '*.test' -o -name '*.out' \) -exec rm -f {} +

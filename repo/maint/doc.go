@@ -1,0 +1,18 @@
+// Package maint owns repository maintenance: check now; forget, prune and
+// copy later. It works through the exported API of package repo and the
+// repository's backend, and never changes the format.
+//
+// Check verifies a repository the way DESIGN.md §3 makes possible: every
+// write-once object is named by the SHA-256 of its bytes, index files name
+// the packs, snapshots name root trees, trees name blobs. It reports damage
+// as Problems and keeps going, so one run lists everything that is wrong;
+// its error return is kept for failures to run at all (storage refusing
+// access or failing transiently, a cancelled context).
+//
+// Check takes no lock and changes nothing, so it may run beside backups
+// (DESIGN.md §7). It lists snapshots before index files and index files
+// before packs: the write order is packs, index, snapshot, so whatever a
+// listed snapshot references was stored before the later listings began,
+// and a concurrent backup shows up at worst as unreferenced packs (a
+// warning), never as a false error.
+package maint
