@@ -92,8 +92,8 @@ func TestUnchangedRebackupAndLs(t *testing.T) {
 		t.Fatalf("re-backup summary %v", sum)
 	}
 	ls := e.ok("ls", "latest")
-	if !strings.Contains(ls.stdout, src+"/fa\n") {
-		t.Fatalf("ls output lacks %s/fa:\n%s", src, ls.stdout)
+	if !strings.Contains(ls.stdout, src+"/faa\n") || strings.Count(ls.stdout, src+"/f") != 50 {
+		t.Fatalf("ls output lacks %s/faa or others:\n%s", src, ls.stdout)
 	}
 }
 
@@ -144,6 +144,7 @@ func TestUnreadableFileNamedBackupGoesOn(t *testing.T) {
 	// The repository must be writable by that user.
 	filepath.Walk(filepath.Dir(e.repo), func(p string, _ os.FileInfo, _ error) error { return os.Chown(p, 65534, 65534) })
 	os.Chmod(filepath.Dir(e.repo), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(e.repo)), 0o755) // the test's own temp dir
 	asNobody := func(c *exec.Cmd) {
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		c.Dir = "/"
@@ -162,7 +163,9 @@ func TestUnreadableFileNamedBackupGoesOn(t *testing.T) {
 func TestCorruptPackFailsOnlyItsFiles(t *testing.T) {
 	e := newEnv(t)
 	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, "victim"), []byte(strings.Repeat("victim data ", 5000)), 0o644)
+	victimData := make([]byte, 300<<10)
+	rand.NewChaCha8([32]byte{2}).Read(victimData) // incompressible: its pack is the largest
+	os.WriteFile(filepath.Join(src, "victim"), victimData, 0o644)
 	e.ok("backup", src)
 	// A second file in a second backup lands in a separate pack.
 	os.WriteFile(filepath.Join(src, "survivor"), []byte("survivor"), 0o644)

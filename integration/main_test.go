@@ -19,6 +19,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // tests also run the binary as an unprivileged user
 	cairnBin = filepath.Join(dir, "cairn")
 	args := []string{"build", "-o", cairnBin}
 	if raceEnabled {

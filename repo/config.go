@@ -245,7 +245,7 @@ func Open(ctx context.Context, be backend.Backend, password string) (*Repository
 		return nil, fmt.Errorf("%s: %w", be.Location(), ErrNoRepository)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load config: %w", err)
+		return nil, err
 	}
 	var cf configFile
 	dec := json.NewDecoder(bytes.NewReader(cdata))
