@@ -26,6 +26,7 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 			if target == "" {
 				return errorf("--target is required")
 			}
+			softMemoryLimit(restoreMemory)
 			r, err := openIndexed(ctx, g)
 			if err != nil {
 				return err

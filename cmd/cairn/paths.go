@@ -13,6 +13,10 @@ import (
 // grow to twice that. The limit only makes the collector run sooner.
 const backupMemory = 80 << 20
 
+// restoreMemory is the soft heap limit of a restore: its chunk and tree
+// caches (24 MiB) plus the workers' pack ranges of up to 8 MiB.
+const restoreMemory = 64 << 20
+
 // softMemoryLimit sets Go's soft memory limit unless $GOMEMLIMIT does.
 func softMemoryLimit(n int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {

@@ -55,8 +55,8 @@ type Result struct{ Files, Dirs, Bytes, Errors uint64 }
 const (
 	maxRange         = 8 << 20   // largest pack range loaded for several chunks at once
 	maxGap           = 256 << 10 // unused bytes of a pack read to join two chunks into one load
-	treeCacheBytes   = 32 << 20
-	dataCacheBytes   = 64 << 20
+	treeCacheBytes   = 8 << 20
+	dataCacheBytes   = 16 << 20
 	progressInterval = 100 * time.Millisecond
 )
 
