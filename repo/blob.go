@@ -54,7 +54,7 @@ var (
 // innerBlob returns what a blob seals: the marker byte, then zstd or raw
 // data, built in scratch (grown if needed).
 func (r *Repository) innerBlob(plain, scratch []byte) []byte {
-	if r.settings.Compression == "zstd" {
+	if r.settings.Compression == "zstd" && compressible(plain) {
 		enc := encoderPool.Get().(*zstd.Encoder)
 		buf := enc.EncodeAll(plain, append(scratch[:0], blobZstd))
 		encoderPool.Put(enc)
@@ -66,6 +66,35 @@ func (r *Repository) innerBlob(plain, scratch []byte) []byte {
 	buf := append(scratch[:0], blobRaw)
 	return append(buf, plain...)
 }
+
+// compressible guesses from a sample whether compressing plain is worth
+// it: random and already compressed data (media, archives) would cost a
+// full zstd pass at the default level for nothing.
+func compressible(plain []byte) bool {
+	const sample = 16 << 10
+	if len(plain) < 8*sample {
+		return true
+	}
+	probe := probePool.Get().(*[]byte)
+	defer probePool.Put(probe)
+	enc := fastPool.Get().(*zstd.Encoder)
+	out := enc.EncodeAll(plain[len(plain)/2:len(plain)/2+sample], (*probe)[:0])
+	fastPool.Put(enc)
+	*probe = out[:0]
+	return len(out) < sample*15/16
+}
+
+var (
+	fastPool = sync.Pool{New: func() any {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic(err)
+		}
+		return e
+	}}
+	probePool = sync.Pool{New: func() any { b := make([]byte, 0, 20<<10); return &b }}
+)
 
 // scratchPool holds buffers for innerBlob.
 var scratchPool = sync.Pool{New: func() any { return new([]byte) }}

@@ -38,6 +38,8 @@ type Repository struct {
 	open      map[BlobType]*openPack
 	unindexed []IndexPack // uploaded packs not yet named by an index file
 	saveErr   error       // first upload failure; sticky until Flush returns it
+	// indexFiles are the index files loaded or written by this process.
+	indexFiles map[ID]bool
 }
 
 type openPack struct {
@@ -63,6 +65,7 @@ func newRepository(be backend.Backend, cf configFile, st Settings, mk *masterKey
 		idx:         newIndex(),
 		uploadSlots: make(chan struct{}, 1),
 		pending:     make(map[ID]struct{}),
+		indexFiles:  make(map[ID]bool),
 		open:        make(map[BlobType]*openPack),
 	}, nil
 }
@@ -82,8 +85,9 @@ func (r *Repository) ChunkerTable() *chunker.Table { return r.table }
 // Index returns the in-memory index (filled by LoadIndex and by Flush).
 func (r *Repository) Index() *Index { return r.idx }
 
-// LoadIndex reads every index file. An index file that fails
-// verification is reported by name.
+// LoadIndex reads every index file not loaded before, so calling it
+// again picks up what other processes have added. An index file that
+// fails verification is reported by name.
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	var ids []ID
 	err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
@@ -91,7 +95,12 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		if err != nil {
 			return nil // not ours
 		}
-		ids = append(ids, id)
+		r.mu.Lock()
+		seen := r.indexFiles[id]
+		r.mu.Unlock()
+		if !seen {
+			ids = append(ids, id)
+		}
 		return nil
 	})
 	if err != nil {
@@ -105,6 +114,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		for _, p := range packs {
 			r.idx.addPack(p.ID, p.Blobs)
 		}
+		r.mu.Lock()
+		r.indexFiles[ids[i]] = true
+		r.mu.Unlock()
 		return nil
 	})
 }
@@ -342,6 +354,9 @@ func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, erro
 	if err != nil {
 		return id, fmt.Errorf("save index: %w", err)
 	}
+	r.mu.Lock()
+	r.indexFiles[id] = true
+	r.mu.Unlock()
 	return id, nil
 }
 
