@@ -18,7 +18,7 @@ func initCmd(g *globalFlags) *cobra.Command {
 			var opts repo.InitOptions
 			if chunkerFrom != "" {
 				src := *g
-				src.repo = chunkerFrom
+				src.repos = []string{chunkerFrom}
 				if chunkerFromPasswordFile != "" {
 					src.passwordFile = chunkerFromPasswordFile
 				}

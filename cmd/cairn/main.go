@@ -30,7 +30,7 @@ const (
 var errPartial = errors.New("finished with errors")
 
 type globalFlags struct {
-	repo         string
+	repos        []string // --repo, repeatable for mount
 	passwordFile string
 	json         bool
 	quiet        bool
@@ -61,14 +61,14 @@ func run(args []string) int {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.repo, "repo", "r", "", "repository: a path (or $CAIRN_REPOSITORY)")
+	pf.StringArrayVarP(&g.repos, "repo", "r", nil, "repository: a path (or $CAIRN_REPOSITORY); mount takes several")
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (or $CAIRN_PASSWORD_FILE, $CAIRN_PASSWORD)")
 	pf.BoolVar(&g.json, "json", false, "print JSON lines on stdout, and nothing else")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
 
 	root.AddCommand(
 		initCmd(g), backupCmd(g), snapshotsCmd(g), lsCmd(g), restoreCmd(g),
-		unlockCmd(g), checkCmd(g),
+		unlockCmd(g), checkCmd(g), mountCmd(g),
 	)
 	root.SetArgs(args)
 	root.SetContext(ctx)

@@ -15,15 +15,31 @@ import (
 	"github.com/cairn-backup/cairn/repo/backend/local"
 )
 
-// openBackend turns a --repo value into storage.
+// repoURL is the one repository a command works on.
+func (g *globalFlags) repoURL() (string, error) {
+	switch len(g.repos) {
+	case 0:
+		if url := os.Getenv("CAIRN_REPOSITORY"); url != "" {
+			return url, nil
+		}
+		return "", errors.New("no repository given: use --repo PATH")
+	case 1:
+		return g.repos[0], nil
+	}
+	return "", errors.New("this command takes one --repo")
+}
+
+// openBackend turns the --repo value into storage.
 func openBackend(g *globalFlags) (backend.Backend, error) {
-	url := g.repo
-	if url == "" {
-		url = os.Getenv("CAIRN_REPOSITORY")
+	url, err := g.repoURL()
+	if err != nil {
+		return nil, err
 	}
-	if url == "" {
-		return nil, errors.New("no repository given: use --repo PATH")
-	}
+	return backendFor(url)
+}
+
+// backendFor turns a repository URL into storage.
+func backendFor(url string) (backend.Backend, error) {
 	if strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "s3+http://") {
 		return nil, fmt.Errorf("%s: S3 repositories are not supported yet", url)
 	}
@@ -89,7 +105,16 @@ func prompt(msg string) (string, error) {
 
 // openRepo opens the repository named by the flags.
 func openRepo(ctx context.Context, g *globalFlags) (*repo.Repository, error) {
-	be, err := openBackend(g)
+	url, err := g.repoURL()
+	if err != nil {
+		return nil, err
+	}
+	return openRepoURL(ctx, g, url)
+}
+
+// openRepoURL opens the repository at url.
+func openRepoURL(ctx context.Context, g *globalFlags, url string) (*repo.Repository, error) {
+	be, err := backendFor(url)
 	if err != nil {
 		return nil, err
 	}

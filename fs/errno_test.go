@@ -1,0 +1,38 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/cairn-backup/cairn/fs/tree"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/backend"
+)
+
+func TestToErrno(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{nil, 0},
+		{tree.ErrNotExist, syscall.ENOENT},
+		{fmt.Errorf("lookup x: %w", tree.ErrNotExist), syscall.ENOENT},
+		{fmt.Errorf("snap: %w", repo.ErrNoSnapshot), syscall.ENOENT},
+		{tree.ErrReadOnly, syscall.EROFS},
+		{tree.ErrNoAttr, syscall.ENODATA},
+		{tree.ErrNoData, syscall.ENXIO},
+		{fmt.Errorf("load: %w", context.Canceled), syscall.EINTR},
+		{&repo.CorruptError{Object: "data/ab", Err: errors.New("bad")}, syscall.EIO},
+		{fmt.Errorf("x: %w", repo.ErrBlobNotFound), syscall.EIO},
+		{fmt.Errorf("x: %w", backend.ErrPermission), syscall.EACCES},
+		{fmt.Errorf("x: %w", syscall.ENOSPC), syscall.ENOSPC},
+		{errors.New("something unknown"), syscall.EIO},
+	} {
+		if got := toErrno(c.err); got != c.want {
+			t.Errorf("toErrno(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package tree
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// snapshotRoot returns the directory of snapshot s, one object per
+// snapshot for as long as the mount lives (it holds only the decoded root
+// tree once listed).
+func (rp *Repo) snapshotRoot(s *repo.Snapshot, ino uint64) *snapDir {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if d, ok := rp.dirs[s.ID()]; ok {
+		return d
+	}
+	d := &snapDir{rp: rp, snap: s, ino: ino, tree: s.Tree}
+	rp.dirs[s.ID()] = d
+	return d
+}
+
+// snapDir is a directory inside a snapshot (node nil: the snapshot's
+// root). Its tree blob is decoded on first use and kept.
+type snapDir struct {
+	rp   *Repo
+	snap *repo.Snapshot
+	node *repo.Node
+	ino  uint64
+	tree repo.ID
+
+	mu      sync.Mutex // guards decoded
+	decoded *repo.Tree
+}
+
+func (d *snapDir) Immutable() bool { return true }
+
+func (d *snapDir) Attr(ctx context.Context) (Attr, error) {
+	if d.node == nil {
+		t := d.snap.Time
+		return Attr{Ino: d.ino, Mode: ModeDir | 0o555, Nlink: 2, Atime: t, Mtime: t, Ctime: t}, nil
+	}
+	a := nodeAttr(d.node, d.ino)
+	a.Nlink = 2
+	return a, nil
+}
+
+func (d *snapDir) load(ctx context.Context) (*repo.Tree, error) {
+	d.mu.Lock()
+	t := d.decoded
+	d.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := d.rp.r.LoadTree(ctx, d.tree)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.decoded == nil {
+		d.decoded = t
+	}
+	t = d.decoded
+	d.mu.Unlock()
+	return t, nil
+}
+
+func (d *snapDir) Lookup(ctx context.Context, name string) (Node, error) {
+	t, err := d.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := t.Find(name)
+	if n == nil {
+		return nil, ErrNotExist
+	}
+	return d.child(n), nil
+}
+
+func (d *snapDir) List(ctx context.Context) ([]Entry, error) {
+	t, err := d.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(t.Nodes))
+	for i, n := range t.Nodes {
+		out[i] = Entry{Name: n.Name, Ino: d.childIno(n), Mode: typeBits(n.Type)}
+	}
+	return out, nil
+}
+
+func (d *snapDir) childIno(n *repo.Node) uint64 {
+	if n.Type != repo.NodeDir && n.Links > 1 {
+		return linkIno(d.snap.ID(), n.Device, n.Inode)
+	}
+	return childIno(d.ino, n.Name)
+}
+
+func (d *snapDir) child(n *repo.Node) Node {
+	ino := d.childIno(n)
+	switch n.Type {
+	case repo.NodeDir:
+		return &snapDir{rp: d.rp, snap: d.snap, node: n, ino: ino, tree: *n.Subtree}
+	case repo.NodeFile:
+		return &snapFile{rp: d.rp, node: n, ino: ino}
+	case repo.NodeSymlink:
+		return &snapLink{snapNode{node: n, ino: ino}}
+	default:
+		return &snapNode{node: n, ino: ino}
+	}
+}
+
+// Xattrs of a snapshot root: user.cairn.snapshot describes the snapshot,
+// and travels with cp -a and rsync -X (replication uses it).
+func (d *snapDir) Xattrs(ctx context.Context) ([]repo.Xattr, error) {
+	if d.node != nil {
+		return d.node.Xattrs, nil
+	}
+	s := d.snap
+	info := map[string]any{
+		"id": s.ID().String(), "label": s.Label, "time": s.Time, "host": s.Host, "plan": s.Plan,
+		"paths": s.Paths, "tags": s.Tags, "files": s.Summary.Files, "bytes": s.Summary.Bytes,
+		"repository": d.rp.r.ID(),
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	return []repo.Xattr{{Name: SnapshotXattr, Value: b}}, nil
+}
+
+// SnapshotXattr names the xattr of a snapshot directory.
+const SnapshotXattr = "user.cairn.snapshot"
+
+// snapNode is a device node, FIFO or socket of a snapshot; the other node
+// kinds embed it for attributes and xattrs.
+type snapNode struct {
+	node *repo.Node
+	ino  uint64
+}
+
+func (n *snapNode) Immutable() bool                                 { return true }
+func (n *snapNode) Attr(ctx context.Context) (Attr, error)          { return nodeAttr(n.node, n.ino), nil }
+func (n *snapNode) Xattrs(ctx context.Context) ([]repo.Xattr, error) { return n.node.Xattrs, nil }
+
+type snapLink struct{ snapNode }
+
+func (l *snapLink) Readlink(ctx context.Context) (string, error) { return l.node.LinkTarget, nil }
+
+func nodeAttr(n *repo.Node, ino uint64) Attr {
+	links := uint32(1)
+	if n.Links > 1 && n.Type != repo.NodeDir {
+		links = uint32(n.Links)
+	}
+	return Attr{
+		Ino: ino, Mode: typeBits(n.Type) | n.Mode, Nlink: links, UID: n.UID, GID: n.GID,
+		Size: n.Size, Blocks: (n.Size + 511) / 512, Rdev: n.Rdev,
+		Atime: n.ATime, Mtime: n.MTime, Ctime: n.CTime,
+	}
+}
+
+func typeBits(t repo.NodeType) uint32 {
+	switch t {
+	case repo.NodeDir:
+		return ModeDir
+	case repo.NodeSymlink:
+		return ModeSymlink
+	case repo.NodeDev:
+		return ModeBlock
+	case repo.NodeCharDev:
+		return ModeChar
+	case repo.NodeFIFO:
+		return ModeFIFO
+	case repo.NodeSocket:
+		return ModeSocket
+	}
+	return ModeFile
+}
+
+func sortEntries(es []Entry) {
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+}
