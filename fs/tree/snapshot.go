@@ -143,8 +143,8 @@ type snapNode struct {
 	ino  uint64
 }
 
-func (n *snapNode) Immutable() bool                                 { return true }
-func (n *snapNode) Attr(ctx context.Context) (Attr, error)          { return nodeAttr(n.node, n.ino), nil }
+func (n *snapNode) Immutable() bool                                  { return true }
+func (n *snapNode) Attr(ctx context.Context) (Attr, error)           { return nodeAttr(n.node, n.ino), nil }
 func (n *snapNode) Xattrs(ctx context.Context) ([]repo.Xattr, error) { return n.node.Xattrs, nil }
 
 type snapLink struct{ snapNode }
