@@ -18,8 +18,26 @@ type Options struct {
 	Debug      bool
 }
 
-// Mount serves root at dir until the returned server is unmounted.
-func Mount(dir string, root tree.Dir, opts Options) (*fuse.Server, error) {
+// Mounted is a live mount.
+type Mounted struct {
+	*fuse.Server
+	root *node
+}
+
+// InvalidateLatest drops the kernel's cached target of
+// repos/<repo>/snapshots/latest (symlink targets are cached).
+func (m *Mounted) InvalidateLatest(repo string) {
+	in := m.root.EmbeddedInode()
+	for _, name := range []string{"repos", repo, "snapshots", "latest"} {
+		if in = in.GetChild(name); in == nil {
+			return // never looked up: nothing cached
+		}
+	}
+	in.NotifyContent(0, 0)
+}
+
+// Mount serves root at dir until unmounted.
+func Mount(dir string, root tree.Dir, opts Options) (*Mounted, error) {
 	neg := time.Second
 	mo := fuse.MountOptions{
 		FsName:       "cairn",
@@ -28,17 +46,21 @@ func Mount(dir string, root tree.Dir, opts Options) (*fuse.Server, error) {
 		DirectMount:  true, // as root no fusermount3 is needed; falls back to it otherwise
 		MaxReadAhead: 1 << 20,
 		MaxWrite:     1 << 20,
-		Debug:        opts.Debug,
+		// Paths through snapshots/latest would otherwise cost a READLINK
+		// per lookup; latest's inode is invalidated when it moves.
+		EnableSymlinkCaching: true,
+		Debug:                opts.Debug,
 	}
 	if opts.AllowOther {
 		mo.Options = append(mo.Options, "default_permissions")
 	}
-	server, err := gofuse.Mount(dir, &node{t: root}, &gofuse.Options{
+	rootNode := &node{t: root}
+	server, err := gofuse.Mount(dir, rootNode, &gofuse.Options{
 		MountOptions:    mo,
 		NegativeTimeout: &neg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	return server, nil
+	return &Mounted{Server: server, root: rootNode}, nil
 }

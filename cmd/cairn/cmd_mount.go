@@ -120,6 +120,9 @@ func runMount(ctx context.Context, g *globalFlags, dir string, cacheSize int64, 
 	if err != nil {
 		return err
 	}
+	for _, rp := range repos {
+		rp.OnChange(func() { server.InvalidateLatest(rp.Name()) })
+	}
 	fmt.Fprintf(os.Stderr, "cairn: mounted at %s\n", dir)
 	tellParent("ok")
 

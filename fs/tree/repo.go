@@ -27,6 +27,7 @@ type Repo struct {
 	refresh sync.Mutex // serialises reloads (held across repository I/O, never with mu)
 
 	mu       sync.Mutex // guards the fields below
+	onChange func()     // called, outside locks, when the newest snapshot changes
 	snaps    []*repo.Snapshot
 	loadedAt time.Time
 	dirs     map[repo.ID]*snapDir // snapshot roots handed out, so inodes stay one object
@@ -37,6 +38,14 @@ type Repo struct {
 // plaintext, so equal ids are equal data). bg bounds background work.
 func NewRepo(bg context.Context, name string, r *repo.Repository, c *cache.Cache[repo.ID]) *Repo {
 	return &Repo{name: name, r: r, cache: c, bg: bg, start: time.Now(), dirs: map[repo.ID]*snapDir{}}
+}
+
+// OnChange sets a function called when a refresh finds a different newest
+// snapshot (the adapter invalidates the kernel's copy of latest).
+func (rp *Repo) OnChange(fn func()) {
+	rp.mu.Lock()
+	rp.onChange = fn
+	rp.mu.Unlock()
 }
 
 // Name is the repository's name in the tree.
@@ -89,9 +98,21 @@ func (rp *Repo) Snapshots(ctx context.Context) ([]*repo.Snapshot, error) {
 		return nil, err
 	}
 	rp.mu.Lock()
+	changed := newest(rp.snaps) != newest(snaps) && !rp.loadedAt.IsZero()
 	rp.snaps, rp.loadedAt = snaps, time.Now()
+	onChange := rp.onChange
 	rp.mu.Unlock()
+	if changed && onChange != nil {
+		onChange()
+	}
 	return snaps, nil
+}
+
+func newest(snaps []*repo.Snapshot) repo.ID {
+	if len(snaps) == 0 {
+		return repo.ID{}
+	}
+	return snaps[len(snaps)-1].ID()
 }
 
 // Status is the content of repos/<name>/status.
