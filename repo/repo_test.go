@@ -363,3 +363,53 @@ func TestTreeKeepsNonUTF8NamesAndFarTimes(t *testing.T) {
 		t.Fatal("raw names not found")
 	}
 }
+
+// countingLoads counts loads that reach the storage.
+type countingLoads struct {
+	backend.Backend
+	loads map[backend.FileType]int
+}
+
+func (c *countingLoads) Load(ctx context.Context, h backend.Handle, off int64, n int) ([]byte, error) {
+	c.loads[h.Type]++
+	return c.Backend.Load(ctx, h, off, n)
+}
+
+func TestLocalCacheServesMetadataAndTrees(t *testing.T) {
+	ctx := context.Background()
+	r, be := newRepo(t)
+	tr := &repo.Tree{Nodes: []*repo.Node{{Name: "f", Type: repo.NodeFile}}}
+	tid, err := r.SaveTree(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SaveSnapshot(ctx, &repo.Snapshot{Label: "s", Tree: tid}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cnt := &countingLoads{Backend: be, loads: map[backend.FileType]int{}}
+	for round := range 2 {
+		r2, err := repo.Open(ctx, cnt, "secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2.UseLocalCache(dir)
+		if err := r2.LoadIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+		snaps, err := r2.Snapshots(ctx)
+		if err != nil || len(snaps) != 1 {
+			t.Fatal(snaps, err)
+		}
+		got, err := r2.LoadTree(ctx, snaps[0].Tree)
+		if err != nil || got.Nodes[0].Name != "f" {
+			t.Fatal(got, err)
+		}
+		if round == 1 && (cnt.loads[backend.IndexFile] != 1 || cnt.loads[backend.SnapshotFile] != 1 || cnt.loads[backend.PackFile] != 1) {
+			t.Fatalf("second open downloaded again: %v", cnt.loads)
+		}
+	}
+}

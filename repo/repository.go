@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo/backend"
+	"github.com/cairn-backup/cairn/repo/backend/diskcache"
 	"github.com/cairn-backup/cairn/repo/chunker"
 )
 
@@ -28,6 +31,7 @@ type Repository struct {
 	table    *chunker.Table
 	idx      *Index
 
+	treeDir     string        // local copies of stored tree blobs ("" = none)
 	uploadSlots chan struct{} // bounds packs in flight (memory)
 	packBufs    sync.Pool     // *[]byte of uploaded data packs, for reuse
 	uploads     sync.WaitGroup
@@ -160,6 +164,9 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, e
 		return nil, fmt.Errorf("%s blob %s: %w", t, id.Short(), ErrBlobNotFound)
 	}
 	h := packHandle(loc.Pack)
+	if t == TreeBlob && r.treeDir != "" {
+		return r.loadCachedTree(ctx, h, loc, id)
+	}
 	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
 	if errors.Is(err, backend.ErrNotExist) {
 		return nil, &CorruptError{Object: h.String(), Blob: id, Err: errors.New("pack is missing")}
@@ -168,6 +175,49 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, e
 		return nil, fmt.Errorf("load blob %s from %v: %w", id.Short(), h, err)
 	}
 	return r.OpenBlob(h, loc, id, stored)
+}
+
+// UseLocalCache keeps copies of the repository's metadata under
+// dir/<repository id>: keys, index files and snapshots (through a
+// diskcache backend) and tree blobs, all verified on use. Meant for
+// remote repositories, where it saves the downloads that listing
+// snapshots or browsing a mount would otherwise repeat.
+func (r *Repository) UseLocalCache(dir string) {
+	dir = filepath.Join(dir, r.id)
+	r.be = diskcache.New(r.be, dir)
+	r.treeDir = filepath.Join(dir, "trees")
+}
+
+// loadCachedTree serves a tree blob from the local cache, or loads it and
+// keeps the stored (still encrypted) bytes.
+func (r *Repository) loadCachedTree(ctx context.Context, h backend.Handle, loc Location, id ID) ([]byte, error) {
+	p := filepath.Join(r.treeDir, id.String()[:2], id.String())
+	if stored, err := os.ReadFile(p); err == nil {
+		if plain, err := r.OpenBlob(h, loc, id, stored); err == nil {
+			return plain, nil
+		}
+		os.Remove(p) // damaged or stale copy
+	}
+	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, &CorruptError{Object: h.String(), Blob: id, Err: errors.New("pack is missing")}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load blob %s from %v: %w", id.Short(), h, err)
+	}
+	plain, err := r.OpenBlob(h, loc, id, stored)
+	if err != nil {
+		return nil, err
+	}
+	if os.MkdirAll(filepath.Dir(p), 0o700) == nil {
+		if tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*"); err == nil {
+			_, werr := tmp.Write(stored)
+			if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+				os.Remove(tmp.Name())
+			}
+		}
+	}
+	return plain, nil
 }
 
 // OpenBlob decodes a blob whose stored bytes the caller loaded itself (the

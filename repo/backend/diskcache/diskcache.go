@@ -1,0 +1,134 @@
+// Package diskcache keeps local copies of a remote repository's immutable
+// metadata objects (keys, index files, snapshots), so that listing
+// snapshots or starting a mount does not download them again. Every
+// cached object is verified on use: its name is the SHA-256 of its bytes,
+// and a copy that does not match is dropped and fetched anew.
+//
+// Listings always go to the remote storage (new objects must be seen);
+// only the content of objects is cached. Objects removed remotely are
+// removed from the cache when the cache is pruned against a listing.
+package diskcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/cairn-backup/cairn/repo/backend"
+)
+
+// Backend decorates a backend with the cache.
+type Backend struct {
+	backend.Backend
+	dir string
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// cached says which object kinds are kept: small, immutable, read often.
+func cached(t backend.FileType) bool {
+	return t == backend.KeyFile || t == backend.IndexFile || t == backend.SnapshotFile
+}
+
+// New caches be's metadata under dir (created as needed).
+func New(be backend.Backend, dir string) *Backend {
+	return &Backend{Backend: be, dir: dir}
+}
+
+// Dir is where the cache lives.
+func (b *Backend) Dir() string { return b.dir }
+
+func (b *Backend) path(h backend.Handle) string {
+	return filepath.Join(b.dir, string(h.Type), h.Name)
+}
+
+// Load serves whole cached objects from disk.
+func (b *Backend) Load(ctx context.Context, h backend.Handle, offset int64, length int) ([]byte, error) {
+	if !cached(h.Type) || offset != 0 || length != 0 {
+		return b.Backend.Load(ctx, h, offset, length)
+	}
+	p := b.path(h)
+	if data, err := os.ReadFile(p); err == nil {
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) == h.Name {
+			return data, nil
+		}
+		os.Remove(p) // damaged copy: fetch anew
+	}
+	data, err := b.Backend.Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	b.store(p, data)
+	return data, nil
+}
+
+// Save writes through and keeps a copy.
+func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error {
+	err := b.Backend.Save(ctx, h, data)
+	if err == nil && cached(h.Type) {
+		b.store(b.path(h), data)
+	}
+	return err
+}
+
+// Remove drops the cached copy too.
+func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
+	if cached(h.Type) {
+		os.Remove(b.path(h))
+	}
+	return b.Backend.Remove(ctx, h)
+}
+
+// store writes a copy atomically; failures only cost a later download.
+func (b *Backend) store(p string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// Prune removes cached objects of type t that the listing no longer has
+// (forgotten snapshots, replaced index files).
+func (b *Backend) Prune(ctx context.Context, t backend.FileType) error {
+	if !cached(t) {
+		return errors.New("diskcache: type not cached")
+	}
+	live := map[string]bool{}
+	if err := b.Backend.List(ctx, t, func(fi backend.FileInfo) error { live[fi.Name] = true; return nil }); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(b.dir, string(t)))
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if !live[e.Name()] {
+			os.Remove(filepath.Join(b.dir, string(t), e.Name()))
+		}
+	}
+	return nil
+}
+
+// CacheDir returns the default cache root: $XDG_CACHE_HOME/cairn, else
+// ~/.cache/cairn.
+func CacheDir() (string, error) {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "cairn"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".cache", "cairn"), nil
+}
