@@ -2,9 +2,12 @@
 # demo.sh shows cairn on its own source tree (run it with `make run`):
 #
 #   demo/password  the repository password (random, created once)
-#   demo/repo      a local repository (created once)
+#   demo/demo      a local repository (created once); a mount names each
+#                  repository after its directory, so it shows as repos/demo
 #   demo/src       a fresh copy of the project's files (those git tracks or
 #                  would track), backed up on every run
+#   mnt            where the demo ends: the repository mounted in the
+#                  foreground until Ctrl-C or `umount mnt`
 #
 # Running it again makes a new snapshot of demo/src; unchanged files cost
 # almost nothing.
@@ -15,8 +18,9 @@ cd "$ROOT"
 
 CAIRN=${CAIRN:-bin/cairn}
 DEMO=demo
-REPO=$DEMO/repo
+REPO=$DEMO/demo
 SRC=$ROOT/$DEMO/src
+MNT=mnt
 
 [[ -x $CAIRN ]] || { echo "demo: $CAIRN not found; run 'make run' or 'make build' first" >&2; exit 1; }
 command -v git >/dev/null || { echo "demo: git is needed to list the project's files" >&2; exit 1; }
@@ -25,6 +29,11 @@ if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 
 mkdir -p "$DEMO"
+# Earlier versions of this script kept the repository in demo/repo.
+if [[ -e $DEMO/repo/config && ! -e $REPO ]]; then
+	mv "$DEMO/repo" "$REPO"
+	echo "demo: moved $DEMO/repo to $REPO (a mount shows it as repos/demo)"
+fi
 if [[ ! -s $DEMO/password ]]; then
 	(umask 077 && head -c 24 /dev/urandom | base64 >"$DEMO/password")
 	echo "demo: created a random password in $DEMO/password"
@@ -74,23 +83,61 @@ head -n 20 <<<"$listing"
 total=$(wc -l <<<"$listing")
 if ((total > 20)); then echo "... ($total entries)"; fi
 
+# Last, the mount: it runs in the foreground until it is stopped.
+if [[ ! -e /dev/fuse ]]; then
+	echo "demo: /dev/fuse is missing, so the repository cannot be mounted" \
+		"(load the fuse module, or give the container the device)" >&2
+	exit 1
+fi
+
+# is_mounted DIR says whether the absolute path DIR is a mount point. It
+# reads /proc/self/mounts because a FUSE mount whose process was killed is
+# still listed there, while stat on it fails ("Transport endpoint is not
+# connected"). That file writes a space in a path as \040.
+is_mounted() {
+	local want=${1// /\\040} point rest
+	while read -r _ point rest; do
+		if [[ $point == "$want" ]]; then return 0; fi
+	done </proc/self/mounts
+	return 1
+}
+
+if is_mounted "$ROOT/$MNT"; then
+	# Left by a killed run; if another run still serves it, this ends that.
+	echo "demo: unmounting $MNT, left mounted by an earlier run"
+	fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null ||
+		fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+fi
+mkdir -p "$MNT"
+
+name=$(basename "$REPO")
+snaps=$MNT/repos/$name/snapshots
 cat <<EOF
 
-Try next (the password is read from \$CAIRN_PASSWORD_FILE):
+Last, the repository is mounted at ./$MNT until this is stopped. Once it
+says "cairn: mounted at ...", try in another terminal:
 
+  cd $ROOT
+  # one directory per snapshot, and latest; then the repository's status
+  ls $snaps
+  cat $MNT/repos/$name/status
+
+  # each snapshot holds its sources under their absolute paths
+  ls $snaps/latest$SRC
+  rm -rf /tmp/restored && cp -a $snaps/latest$SRC /tmp/restored
+  diff -r $DEMO/src /tmp/restored && echo identical
+  getfattr -n user.cairn.snapshot --only-values $snaps/latest; echo
+
+  # a new backup appears in snapshots/ within seconds, without a remount
   export CAIRN_PASSWORD_FILE=$ROOT/$DEMO/password
+  $CAIRN backup --repo $REPO $SRC
 
-  # restore the latest snapshot; it holds the source under its absolute path
-  $CAIRN restore --repo $REPO latest --target $DEMO/restore
-  diff -r $DEMO/src $DEMO/restore$SRC && echo identical
-
-  # restore only one directory
-  $CAIRN restore --repo $REPO latest --target $DEMO/restore-cmd --include $SRC/cmd
-
-  # list one directory of the snapshot, or all snapshots as JSON
-  $CAIRN ls --repo $REPO latest $SRC/cmd
+  # the command line reaches the same snapshots
+  $CAIRN restore --repo $REPO latest --target /tmp/restore-cli --include $SRC/cmd
   $CAIRN snapshots --repo $REPO --json
 
-  # back up again (make run): unchanged files are not stored twice
-  $CAIRN backup --repo $REPO $SRC
+Stop it with Ctrl-C here, or with: umount $MNT (fusermount3 -u $MNT when not root).
 EOF
+
+step "cairn mount $MNT --repo $REPO"
+exec "$CAIRN" mount "$MNT" --repo "$REPO"
