@@ -13,15 +13,16 @@ BIN := bin/cairn
 # demo/src is a copy of the tree). testdata/ holds golden inputs at any depth.
 PRUNE := -path ./.git -o -path ./bin -o -path ./bench -o -path ./demo -o -path ./mnt -o -name testdata
 
-.PHONY: build test fmt-check vet bench run clean
+.PHONY: build test fmt-check vet bench bench-mount run clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
 
-# test runs what CI runs. go test comes last so that its summary lines end
-# the output.
+# test runs what CI runs. deps.sh minio builds the MinIO server that the S3
+# backend tests run against when it is missing (about 7 minutes, once). go
+# test comes last so that its summary lines end the output.
 test:
-	bash scripts/deps.sh
+	bash scripts/deps.sh minio
 	$(MAKE) --no-print-directory fmt-check vet
 	$(GO) test -race -count=1 -timeout 60m ./...
 
@@ -42,6 +43,13 @@ bench: build
 	mkdir -p bench
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench/go.txt
 	bash scripts/bench.sh
+	bash scripts/bench-mount.sh
+
+# bench-mount compares reads through cairn mount with restic mount (and a
+# go-fuse loopback baseline); bench runs it too.
+bench-mount: build
+	mkdir -p bench
+	bash scripts/bench-mount.sh
 
 run: build
 	bash scripts/demo.sh

@@ -74,6 +74,16 @@ func newRepository(be backend.Backend, cf configFile, st Settings, mk *masterKey
 	}, nil
 }
 
+// SetUploads sets how many packs may upload at once (default 1, enough
+// for local storage; remote stores hide their latency with more). Each
+// costs a pack's worth of memory. Call it before saving anything.
+func (r *Repository) SetUploads(n int) {
+	r.uploadSlots = make(chan struct{}, max(1, n))
+}
+
+// Uploads is how many packs may upload at once.
+func (r *Repository) Uploads() int { return cap(r.uploadSlots) }
+
 // ID returns the repository's id (hex).
 func (r *Repository) ID() string { return r.id }
 

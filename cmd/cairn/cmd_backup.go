@@ -29,11 +29,12 @@ func backupCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := newOutput(g)
-			softMemoryLimit(backupMemory)
 			r, err := openIndexed(ctx, g)
 			if err != nil {
 				return err
 			}
+			// Parallel uploads to remote storage hold a pack each.
+			softMemoryLimit(backupMemory + int64(r.Uploads()-1)*int64(r.Settings().PackSize))
 			defer r.Backend().Close()
 
 			lock, err := r.Lock(ctx, false, repo.LockOptions{})

@@ -30,7 +30,7 @@ func initCmd(g *globalFlags) *cobra.Command {
 				opts.ChunkerFrom = &st
 				other.Backend().Close()
 			}
-			be, err := openBackend(g)
+			be, err := openBackend(ctx, g)
 			if err != nil {
 				return err
 			}

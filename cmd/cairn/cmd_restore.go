@@ -43,7 +43,16 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 			for i, inc := range includes {
 				includes[i] = path.Clean("/" + inc)
 			}
+			workers, window := 0, 0 // the restorer's defaults, for local storage
+			if r.Uploads() > 1 {
+				// Remote storage: read packs in large windows rather than
+				// a request per small file, and keep several in flight.
+				workers, window = 16, 4<<20
+				softMemoryLimit(restoreMemory + 32<<20)
+			}
 			res, err := restorer.Restore(ctx, r, snap, target, restorer.Options{
+				Workers:      workers,
+				Window:       window,
 				Includes:     includes,
 				NumericOwner: numericOwner,
 				OnError:      out.warn,

@@ -12,7 +12,10 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backend"
+	"github.com/cairn-backup/cairn/repo/backend/diskcache"
 	"github.com/cairn-backup/cairn/repo/backend/local"
+	"github.com/cairn-backup/cairn/repo/backend/retry"
+	"github.com/cairn-backup/cairn/repo/backend/s3"
 )
 
 // repoURL is the one repository a command works on.
@@ -30,22 +33,45 @@ func (g *globalFlags) repoURL() (string, error) {
 }
 
 // openBackend turns the --repo value into storage.
-func openBackend(g *globalFlags) (backend.Backend, error) {
+func openBackend(ctx context.Context, g *globalFlags) (backend.Backend, error) {
 	url, err := g.repoURL()
 	if err != nil {
 		return nil, err
 	}
-	return backendFor(url)
+	return backendFor(ctx, url)
 }
 
-// backendFor turns a repository URL into storage.
-func backendFor(url string) (backend.Backend, error) {
-	if strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "s3+http://") {
-		return nil, fmt.Errorf("%s: S3 repositories are not supported yet", url)
+// backendFor turns a repository URL into storage: a local path, or
+// s3:// and s3+http:// URLs with credentials from $AWS_ACCESS_KEY_ID and
+// $AWS_SECRET_ACCESS_KEY. Remote storage is wrapped in retries.
+func backendFor(ctx context.Context, url string) (backend.Backend, error) {
+	if !isRemote(url) {
+		return local.Open(strings.TrimPrefix(url, "local:"))
 	}
-	url = strings.TrimPrefix(url, "local:")
-	return local.Open(url)
+	cfg, err := s3.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
+	cfg.SecretAccessKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+	cfg.Region = os.Getenv("AWS_DEFAULT_REGION")
+	be, err := s3.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return retry.New(be, retry.Options{
+		OnRetry: func(op string, h backend.Handle, attempt int, err error) {
+			fmt.Fprintf(os.Stderr, "cairn: retrying %s %v (attempt %d): %v\n", op, h, attempt, err)
+		},
+	}), nil
 }
+
+func isRemote(url string) bool {
+	return strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "s3+http://")
+}
+
+// remoteUploads is how many packs upload at once to remote storage.
+const remoteUploads = 4
 
 // password finds the password: --password-file, $CAIRN_PASSWORD_FILE,
 // $CAIRN_PASSWORD, then a terminal prompt.
@@ -114,7 +140,7 @@ func openRepo(ctx context.Context, g *globalFlags) (*repo.Repository, error) {
 
 // openRepoURL opens the repository at url.
 func openRepoURL(ctx context.Context, g *globalFlags, url string) (*repo.Repository, error) {
-	be, err := backendFor(url)
+	be, err := backendFor(ctx, url)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +153,12 @@ func openRepoURL(ctx context.Context, g *globalFlags, url string) (*repo.Reposit
 	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	if isRemote(url) {
+		r.SetUploads(remoteUploads)
+		if dir, err := diskcache.CacheDir(); err == nil {
+			r.UseLocalCache(dir)
+		}
 	}
 	return r, nil
 }

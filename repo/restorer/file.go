@@ -145,15 +145,60 @@ func (rs *restorer) writeContent(ctx context.Context, fd int, chunks []chunk, si
 // sharing a chunk load it once.
 func (rs *restorer) loadChunk(ctx context.Context, c chunk) ([]byte, error) {
 	return rs.blobs.GetOrLoad(ctx, c.id, func(ctx context.Context) ([]byte, error) {
-		return rs.r.LoadBlob(ctx, repo.DataBlob, c.id)
+		if rs.windows == nil {
+			return rs.r.LoadBlob(ctx, repo.DataBlob, c.id)
+		}
+		h := repo.PackHandle(c.loc.Pack)
+		stored, err := rs.loadStored(ctx, c.loc.Pack, int64(c.loc.Offset), int64(c.loc.Offset)+int64(c.loc.Length))
+		if err != nil {
+			return nil, err
+		}
+		return rs.r.OpenBlob(h, c.loc, c.id, stored)
 	})
+}
+
+// windowCacheWindows is how many windows a windowed restore keeps.
+const windowCacheWindows = 8
+
+type windowKey struct {
+	pack repo.ID
+	n    int64 // window number: bytes [n*Window, (n+1)*Window)
+}
+
+// loadStored returns bytes [start, end) of a pack: directly, or through
+// the cached windows that cover them.
+func (rs *restorer) loadStored(ctx context.Context, pack repo.ID, start, end int64) ([]byte, error) {
+	h := repo.PackHandle(pack)
+	if rs.windows == nil {
+		return rs.r.Backend().Load(ctx, h, start, int(end-start))
+	}
+	w := int64(rs.opts.Window)
+	packEnd := rs.packEnds[pack]
+	if end > packEnd {
+		return nil, fmt.Errorf("range %d-%d past the blobs of %v", start, end, h)
+	}
+	out := make([]byte, 0, end-start)
+	for n := start / w; n*w < end; n++ {
+		win, err := rs.windows.GetOrLoad(ctx, windowKey{pack, n}, func(ctx context.Context) ([]byte, error) {
+			return rs.r.Backend().Load(ctx, h, n*w, int(min((n+1)*w, packEnd)-n*w))
+		})
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil, &repo.CorruptError{Object: h.String(), Err: errors.New("pack is missing")}
+		}
+		if err != nil {
+			return nil, err
+		}
+		lo, hi := max(start-n*w, 0), min(end-n*w, int64(len(win)))
+		out = append(out, win[lo:hi]...)
+	}
+	return out, nil
 }
 
 // loadRange loads bytes [start, end) of the pack holding cs with one
 // request and passes each blob of cs, decoded and verified, to fn in order.
 func (rs *restorer) loadRange(ctx context.Context, cs []chunk, start, end int64, fn func(chunk, []byte) error) error {
 	h := repo.PackHandle(cs[0].loc.Pack)
-	buf, err := rs.r.Backend().Load(ctx, h, start, int(end-start))
+	buf, err := rs.loadStored(ctx, cs[0].loc.Pack, start, end)
 	if errors.Is(err, backend.ErrNotExist) {
 		return &repo.CorruptError{Object: h.String(), Blob: cs[0].id, Err: errors.New("pack is missing")}
 	}

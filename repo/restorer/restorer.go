@@ -28,6 +28,10 @@ type Options struct {
 	// Workers is the number of entries restored in parallel; 0 means
 	// 2*GOMAXPROCS, at least 4.
 	Workers int
+	// Window, if positive, makes blob reads load whole aligned windows of
+	// this many bytes of a pack and keep them: for remote storage, where
+	// thousands of small files would otherwise cost a request each.
+	Window int
 	// OnError is called for each entry that fails, with its path inside
 	// the snapshot; the restore goes on. Calls are serialised. May be nil.
 	OnError func(path string, err error)
@@ -81,6 +85,13 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 		links:   make(map[inodeKey]*linkGroup),
 		zeroIDs: make(map[uint32]repo.ID),
 		owners:  newOwners(),
+	}
+	if opts.Window > 0 {
+		rs.windows = cache.New[windowKey](windowCacheWindows * int64(opts.Window))
+		rs.packEnds = make(map[repo.ID]int64)
+		r.Index().Each(func(_ repo.ID, loc repo.Location) {
+			rs.packEnds[loc.Pack] = max(rs.packEnds[loc.Pack], int64(loc.Offset)+int64(loc.Length))
+		})
 	}
 	cp := r.Settings().Chunker
 	rs.chunkMin, rs.chunkMax = uint32(max(cp.Min, 0)), uint32(max(cp.Max, 0))
@@ -153,6 +164,8 @@ type restorer struct {
 	root               bool // running as root: failures to chown are errors
 	trees              *cache.Cache[repo.ID]
 	blobs              *cache.Cache[repo.ID]
+	windows            *cache.Cache[windowKey] // nil unless opts.Window > 0
+	packEnds           map[repo.ID]int64       // end of each pack's blobs; read-only once set
 	jobs               chan *job
 	chunkMin, chunkMax uint32
 	owners             *owners
