@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn/repo/backend/s3/miniotest"
 )
 
 // cairnBin is the binary under test, built once by TestMain.
@@ -33,6 +35,10 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if err := miniotest.Stop(); err != nil { // if a test started it
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 

@@ -242,7 +242,8 @@ func Init(ctx context.Context, be backend.Backend, password string, opts InitOpt
 func Open(ctx context.Context, be backend.Backend, password string) (*Repository, error) {
 	cdata, err := be.Load(ctx, backend.Handle{Type: backend.ConfigFile}, 0, 0)
 	if errors.Is(err, backend.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", be.Location(), ErrNoRepository)
+		// The storage's words say why (a missing directory or bucket).
+		return nil, fmt.Errorf("%w: %v", ErrNoRepository, err)
 	}
 	if err != nil {
 		return nil, err

@@ -106,6 +106,10 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Stop stops the server, if one was started; for a TestMain that has
+// more to clean up than Main allows.
+func Stop() error { return stop() }
+
 // URL returns the plain-HTTP repository URL of prefix in bucket.
 func (s *Server) URL(bucket, prefix string) string {
 	u := "s3+http://" + s.Endpoint + "/" + bucket
