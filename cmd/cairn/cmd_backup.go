@@ -71,7 +71,7 @@ func backupCmd(g *globalFlags) *cobra.Command {
 				total = int64(opts.Parent.Summary.Bytes)
 			}
 			opts.Progress = func(p archiver.Progress) {
-				out.progress("backup", int64(p.Bytes), max(total, int64(p.Bytes)), map[string]any{
+				out.progress("backup", int64(p.Bytes), total, map[string]any{
 					"type": "progress", "files": p.Files, "dirs": p.Dirs, "bytes": p.Bytes,
 					"new_bytes": p.NewBytes, "unchanged": p.Unchanged, "errors": p.Errors,
 					"elapsed": p.Elapsed.Seconds(),

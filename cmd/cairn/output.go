@@ -110,6 +110,9 @@ func (o *output) progress(desc string, done, total int64, event any) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if total >= 0 && done >= total {
+		total = -1 // past the estimate: a bar at 100% would finish (and vanish)
+	}
 	if o.bar == nil {
 		o.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(o.stderr),
