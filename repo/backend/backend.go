@@ -52,6 +52,23 @@ func (t FileType) Valid() error {
 	return fmt.Errorf("invalid file type %q", t)
 }
 
+// Canonical is h as backends key it: the config handle has no name.
+func (h Handle) Canonical() Handle {
+	if h.Type == ConfigFile {
+		return Handle{Type: ConfigFile}
+	}
+	return h
+}
+
+// ReportedName is the name Stat and List report for h: "config" for the
+// config object.
+func (h Handle) ReportedName() string {
+	if h.Type == ConfigFile {
+		return "config"
+	}
+	return h.Name
+}
+
 // Valid reports whether h can name an object.
 func (h Handle) Valid() error {
 	if err := h.Type.Valid(); err != nil {

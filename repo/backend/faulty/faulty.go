@@ -146,22 +146,6 @@ func (b *Backend) Injected() int {
 	return b.injected
 }
 
-// key drops the name of config handles, which name the one config object.
-func key(h backend.Handle) backend.Handle {
-	if h.Type == backend.ConfigFile {
-		return backend.Handle{Type: backend.ConfigFile}
-	}
-	return h
-}
-
-// nameOf is the name a listing reports for h.
-func nameOf(h backend.Handle) string {
-	if h.Type == backend.ConfigFile {
-		return "config"
-	}
-	return h.Name
-}
-
 // describe names an operation in messages.
 func describe(op string, h backend.Handle) string {
 	switch op {
@@ -247,7 +231,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 	}
 	now := b.now()
 	b.mu.Lock()
-	k := key(h)
+	k := h.Canonical()
 	delete(b.removed, k)
 	if b.listLag > 0 {
 		b.saved[k] = now
@@ -297,7 +281,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	}
 	now := b.now()
 	b.mu.Lock()
-	k := key(h)
+	k := h.Canonical()
 	delete(b.saved, k)
 	if g != nil {
 		g.at = now
@@ -326,7 +310,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 		case now.Sub(at) >= b.listLag:
 			delete(b.saved, k)
 		case k.Type == t:
-			hidden[nameOf(k)] = true
+			hidden[k.ReportedName()] = true
 		}
 	}
 	for k, g := range b.removed {
@@ -334,7 +318,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 		case now.Sub(g.at) >= b.deleteLag:
 			delete(b.removed, k)
 		case k.Type == t:
-			ghosts = append(ghosts, backend.FileInfo{Name: nameOf(k), Size: g.size})
+			ghosts = append(ghosts, backend.FileInfo{Name: k.ReportedName(), Size: g.size})
 		}
 	}
 	b.mu.Unlock()

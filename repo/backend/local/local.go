@@ -108,14 +108,6 @@ func (b *Backend) pathOf(h backend.Handle) string {
 	return filepath.Join(b.dirOf(h), h.Name)
 }
 
-// nameOf is the name Stat and List report for h.
-func nameOf(h backend.Handle) string {
-	if h.Type == backend.ConfigFile {
-		return "config"
-	}
-	return h.Name
-}
-
 // check runs the checks every method taking a handle starts with.
 func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error {
 	if err := h.Valid(); err != nil {
@@ -352,7 +344,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if err != nil {
 		return backend.FileInfo{}, fmt.Errorf("stat %v: %w", h, translate(err))
 	}
-	return backend.FileInfo{Name: nameOf(h), Size: fi.Size()}, nil
+	return backend.FileInfo{Name: h.ReportedName(), Size: fi.Size()}, nil
 }
 
 // Remove implements backend.Backend.

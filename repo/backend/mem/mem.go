@@ -33,22 +33,6 @@ func New() *Backend {
 	return &Backend{objs: make(map[backend.Handle][]byte)}
 }
 
-// key drops the name of config handles, which name the one config object.
-func key(h backend.Handle) backend.Handle {
-	if h.Type == backend.ConfigFile {
-		return backend.Handle{Type: backend.ConfigFile}
-	}
-	return h
-}
-
-// nameOf is the name a listing or Stat reports for h.
-func nameOf(h backend.Handle) string {
-	if h.Type == backend.ConfigFile {
-		return "config"
-	}
-	return h.Name
-}
-
 // check runs the checks common to every method that takes a handle.
 func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error {
 	if err := h.Valid(); err != nil {
@@ -92,7 +76,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 	if b.closed {
 		return fmt.Errorf("save %v: %w", h, backend.ErrClosed)
 	}
-	k := key(h)
+	k := h.Canonical()
 	if _, ok := b.objs[k]; ok {
 		return fmt.Errorf("save %v: %w", h, backend.ErrExist)
 	}
@@ -114,7 +98,7 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, offset int64, leng
 	if b.closed {
 		return nil, fmt.Errorf("load %v: %w", h, backend.ErrClosed)
 	}
-	data, ok := b.objs[key(h)]
+	data, ok := b.objs[h.Canonical()]
 	if !ok {
 		return nil, fmt.Errorf("load %v: %w", h, backend.ErrNotExist)
 	}
@@ -141,11 +125,11 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if b.closed {
 		return backend.FileInfo{}, fmt.Errorf("stat %v: %w", h, backend.ErrClosed)
 	}
-	data, ok := b.objs[key(h)]
+	data, ok := b.objs[h.Canonical()]
 	if !ok {
 		return backend.FileInfo{}, fmt.Errorf("stat %v: %w", h, backend.ErrNotExist)
 	}
-	return backend.FileInfo{Name: nameOf(h), Size: int64(len(data))}, nil
+	return backend.FileInfo{Name: h.ReportedName(), Size: int64(len(data))}, nil
 }
 
 // Remove implements backend.Backend.
@@ -158,7 +142,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	if b.closed {
 		return fmt.Errorf("remove %v: %w", h, backend.ErrClosed)
 	}
-	delete(b.objs, key(h))
+	delete(b.objs, h.Canonical())
 	return nil
 }
 
@@ -181,7 +165,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	var infos []backend.FileInfo
 	for h, data := range b.objs {
 		if h.Type == t {
-			infos = append(infos, backend.FileInfo{Name: nameOf(h), Size: int64(len(data))})
+			infos = append(infos, backend.FileInfo{Name: h.ReportedName(), Size: int64(len(data))})
 		}
 	}
 	b.mu.Unlock()

@@ -224,14 +224,6 @@ func (b *Backend) key(h backend.Handle) string {
 	}
 }
 
-// nameOf is the name Stat and List report for h.
-func nameOf(h backend.Handle) string {
-	if h.Type == backend.ConfigFile {
-		return "config"
-	}
-	return h.Name
-}
-
 // check runs the checks every method taking a handle starts with.
 func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error {
 	if err := h.Valid(); err != nil {
@@ -423,7 +415,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if err != nil {
 		return backend.FileInfo{}, b.fail("stat", h, err)
 	}
-	return backend.FileInfo{Name: nameOf(h), Size: info.Size}, nil
+	return backend.FileInfo{Name: h.ReportedName(), Size: info.Size}, nil
 }
 
 // Remove implements backend.Backend. S3 deletes of missing keys succeed;
