@@ -21,19 +21,11 @@ func lsCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := newOutput(g)
-			r, err := openIndexed(ctx, g)
+			r, snap, err := openSnapshot(ctx, g, args[0])
 			if err != nil {
 				return err
 			}
 			defer r.Backend().Close()
-			snaps, err := r.Snapshots(ctx)
-			if err != nil {
-				return err
-			}
-			snap, err := repo.FindSnapshot(snaps, args[0])
-			if err != nil {
-				return err
-			}
 			prefix := "/"
 			if len(args) == 2 {
 				prefix = path.Clean("/" + args[1])

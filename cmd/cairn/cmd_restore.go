@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/restorer"
 )
 
@@ -27,19 +26,11 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 				return errorf("--target is required")
 			}
 			softMemoryLimit(restoreMemory)
-			r, err := openIndexed(ctx, g)
+			r, snap, err := openSnapshot(ctx, g, args[0])
 			if err != nil {
 				return err
 			}
 			defer r.Backend().Close()
-			snaps, err := r.Snapshots(ctx)
-			if err != nil {
-				return err
-			}
-			snap, err := repo.FindSnapshot(snaps, args[0])
-			if err != nil {
-				return err
-			}
 			for i, inc := range includes {
 				includes[i] = path.Clean("/" + inc)
 			}

@@ -175,3 +175,21 @@ func openIndexed(ctx context.Context, g *globalFlags) (*repo.Repository, error) 
 	}
 	return r, nil
 }
+
+// openSnapshot opens the repository, index loaded, and finds the snapshot
+// called name (a label, an id prefix or latest).
+func openSnapshot(ctx context.Context, g *globalFlags, name string) (*repo.Repository, *repo.Snapshot, error) {
+	r, err := openIndexed(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err == nil {
+		var snap *repo.Snapshot
+		if snap, err = repo.FindSnapshot(snaps, name); err == nil {
+			return r, snap, nil
+		}
+	}
+	r.Backend().Close()
+	return nil, nil, err
+}
