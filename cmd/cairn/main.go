@@ -68,7 +68,7 @@ func run(args []string) int {
 
 	root.AddCommand(
 		initCmd(g), backupCmd(g), snapshotsCmd(g), lsCmd(g), restoreCmd(g),
-		unlockCmd(g), checkCmd(g), mountCmd(g),
+		unlockCmd(g), checkCmd(g), mountCmd(g), forgetCmd(g),
 	)
 	root.SetArgs(args)
 	root.SetContext(ctx)

@@ -48,12 +48,17 @@ func backendFor(ctx context.Context, url string) (backend.Backend, error) {
 	if !isRemote(url) {
 		return local.Open(strings.TrimPrefix(url, "local:"))
 	}
+	return s3Backend(ctx, url, os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"))
+}
+
+// s3Backend opens an S3 repository URL with the credentials given,
+// wrapped in retries.
+func s3Backend(ctx context.Context, url, keyID, secret string) (backend.Backend, error) {
 	cfg, err := s3.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	cfg.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
-	cfg.SecretAccessKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+	cfg.AccessKeyID, cfg.SecretAccessKey = keyID, secret
 	cfg.Region = os.Getenv("AWS_DEFAULT_REGION")
 	be, err := s3.Open(ctx, cfg)
 	if err != nil {
@@ -149,10 +154,16 @@ func openRepoURL(ctx context.Context, g *globalFlags, url string) (*repo.Reposit
 		be.Close()
 		return nil, err
 	}
+	return openWith(ctx, be, url, be.Location(), pw)
+}
+
+// openWith opens the repository in be (at url, called name in messages),
+// tuned for remote storage where url is remote. It closes be on failure.
+func openWith(ctx context.Context, be backend.Backend, url, name, pw string) (*repo.Repository, error) {
 	r, err := repo.Open(ctx, be, pw)
 	if err != nil {
 		be.Close()
-		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	if isRemote(url) {
 		r.SetUploads(remoteUploads)

@@ -1,5 +1,5 @@
-// Package maint owns repository maintenance: check now; forget, prune and
-// copy later. It works through the exported API of package repo and the
+// Package maint owns repository maintenance: check and forget now; prune
+// and copy later. It works through the exported API of package repo and the
 // repository's backend, and never changes the format.
 //
 // Check verifies a repository the way DESIGN.md §3 makes possible: every

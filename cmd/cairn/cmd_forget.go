@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn/plan"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/maint"
+)
+
+// pruneNote says what forget leaves behind.
+const pruneNote = "the forgotten snapshots' data stays in the repository until a prune (`cairn prune` is not available yet)"
+
+type forgetFlags struct {
+	policy     plan.Retention
+	planName   string
+	configFile string
+	dryRun     bool
+	groupBy    string
+}
+
+func forgetCmd(g *globalFlags) *cobra.Command {
+	var f forgetFlags
+	cmd := &cobra.Command{
+		Use:   "forget (--keep-last N | --keep-daily N | … | --plan NAME)",
+		Short: "Remove the snapshots a retention policy does not keep (their data stays until a prune)",
+		Long: `Forget applies a retention policy and removes the snapshot records it does not keep.
+
+The policy comes from --keep-* flags, or with --plan NAME from the plan's
+retention in the configuration file; then only that plan's snapshots are
+considered, in each of the plan's repositories unless --repo is given.
+Snapshots are divided into groups (--group-by; by default host, plan and
+paths, or only host with --plan) and the policy applies to each group.
+
+keep-last keeps the newest N snapshots; keep-hourly/daily/weekly/monthly/
+yearly the newest snapshot of each of the newest N hours/days/ISO weeks/
+months/years that have one, in local time; a count not used up also keeps
+the oldest snapshot. keep-within keeps snapshots younger than a duration
+(48h, 7d, 2w); keep-tag those with the tag. A snapshot any rule keeps is
+kept, and forget never removes every snapshot of a group.
+
+Only the snapshot records are removed; the data stays in the repository
+until a prune. --dry-run shows what would be removed and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runForget(cmd, g, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.policy.KeepLast, "keep-last", 0, "keep the newest N snapshots")
+	fl.IntVar(&f.policy.KeepHourly, "keep-hourly", 0, "keep the newest snapshot of each of the last N hours that have one")
+	fl.IntVar(&f.policy.KeepDaily, "keep-daily", 0, "keep the newest snapshot of each of the last N days that have one")
+	fl.IntVar(&f.policy.KeepWeekly, "keep-weekly", 0, "keep the newest snapshot of each of the last N weeks that have one")
+	fl.IntVar(&f.policy.KeepMonthly, "keep-monthly", 0, "keep the newest snapshot of each of the last N months that have one")
+	fl.IntVar(&f.policy.KeepYearly, "keep-yearly", 0, "keep the newest snapshot of each of the last N years that have one")
+	fl.StringVar(&f.policy.KeepWithin, "keep-within", "", "keep snapshots younger than this duration (48h, 7d, 2w)")
+	fl.StringArrayVar(&f.policy.KeepTags, "keep-tag", nil, "keep snapshots with this tag (repeatable)")
+	fl.StringVar(&f.planName, "plan", "", "apply this plan's retention to its snapshots")
+	fl.StringVar(&f.configFile, "config", "", "configuration file (default $CAIRN_CONFIG or ~/.config/cairn/config.json)")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "only show what would be forgotten")
+	fl.StringVar(&f.groupBy, "group-by", "", `apply the policy to groups of snapshots with the same host, paths, plan, tags (comma-separated; "" for one group; default host,plan,paths, or host with --plan)`)
+	return cmd
+}
+
+func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
+	ctx := cmd.Context()
+	out := newOutput(g)
+	keepFlags := false
+	for _, name := range []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-within", "keep-tag"} {
+		keepFlags = keepFlags || cmd.Flags().Changed(name)
+	}
+	groupBy := "host,plan,paths"
+	if f.planName != "" {
+		groupBy = "host"
+	}
+	if cmd.Flags().Changed("group-by") {
+		groupBy = f.groupBy
+	}
+	fields, err := parseGroupBy(groupBy)
+	if err != nil {
+		return err
+	}
+
+	var (
+		policy  plan.Retention
+		targets []repoTarget
+		cfg     *plan.Config
+	)
+	loadConfig := func() error {
+		path, err := configPath(f.configFile)
+		if err != nil {
+			return err
+		}
+		cfg, err = plan.Load(path)
+		return err
+	}
+	switch {
+	case f.planName != "" && keepFlags:
+		return errors.New("give either --plan or --keep-* flags, not both")
+	case f.planName != "":
+		if err := loadConfig(); err != nil {
+			return err
+		}
+		p, ok := cfg.Plans[f.planName]
+		if !ok {
+			path, _ := configPath(f.configFile)
+			return fmt.Errorf("plan %q is not defined in %s", f.planName, path)
+		}
+		policy = p.Retention
+		if policy.Empty() {
+			out.info("plan %s has no retention policy: every snapshot is kept\n", f.planName)
+		}
+		if len(g.repos) == 0 {
+			for _, name := range p.Repos {
+				targets = append(targets, resolveRepo(cfg, name))
+			}
+		}
+	case keepFlags:
+		policy = f.policy
+		if err := policy.Validate(); err != nil {
+			return flagError(err)
+		}
+		if policy.Empty() {
+			return errors.New("the policy is empty, it would keep every snapshot: give a --keep-* flag with a count above 0")
+		}
+	default:
+		return errors.New("no policy: give --keep-last, --keep-daily, … or --plan NAME")
+	}
+	if targets == nil {
+		url, err := g.repoURL()
+		if err != nil {
+			return err
+		}
+		if cfg == nil && !strings.Contains(url, "/") {
+			// Perhaps the name of a configured repository. A broken
+			// configuration matters only if no such directory exists.
+			if err := loadConfig(); err != nil {
+				if _, serr := os.Stat(url); serr != nil {
+					return err
+				}
+			}
+		}
+		targets = []repoTarget{resolveRepo(cfg, url)}
+	}
+
+	failed := 0
+	for _, t := range targets {
+		if err := forgetIn(ctx, g, out, t, policy, f, fields); err != nil {
+			if len(targets) == 1 {
+				return err
+			}
+			failed++
+			out.warn(t.name, err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("forget failed in %d of %d repositories", failed, len(targets))
+	}
+	return nil
+}
+
+// forgetIn applies the policy in one repository.
+func forgetIn(ctx context.Context, g *globalFlags, out *output, t repoTarget, policy plan.Retention, f *forgetFlags, fields []string) error {
+	r, err := openTarget(ctx, g, t)
+	if err != nil {
+		return err
+	}
+	defer r.Backend().Close()
+
+	// A dry run changes nothing and needs no lock, nor does an empty
+	// policy; a real one removes objects and so takes the exclusive lock.
+	if !f.dryRun && !policy.Empty() {
+		settle, err := t.settle()
+		if err != nil {
+			return err
+		}
+		// Forget only removes snapshot records; packs stay until a
+		// (two-phase) prune, so a shared lock suffices and plans backing up
+		// to the same repository are not refused (DESIGN.md §7).
+		lock, err := r.Lock(ctx, false, repo.LockOptions{Settle: settle})
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock(context.WithoutCancel(ctx))
+		ctx = lock.Context()
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	if f.planName != "" {
+		snaps = slices.DeleteFunc(snaps, func(s *repo.Snapshot) bool { return s.Plan != f.planName })
+	}
+
+	now := time.Now()
+	var forget []*repo.Snapshot
+	kept := 0
+	if !out.json {
+		out.printf("repository %s: %s\n", t, policy)
+		if len(snaps) == 0 {
+			out.printf("no snapshots%s\n", planSuffix(f.planName))
+		}
+	}
+	for _, grp := range groupSnapshots(snaps, fields) {
+		keep, drop, reasons := policy.Apply(grp.snaps, now, time.Local)
+		forget = append(forget, drop...)
+		kept += len(keep)
+		if out.json {
+			for _, s := range keep {
+				out.emit(snapshotEvent("keep", t, grp, s, reasons[s]))
+			}
+			for _, s := range drop {
+				out.emit(snapshotEvent("forget", t, grp, s, nil))
+			}
+			continue
+		}
+		printGroup(out, grp, keep, drop, reasons, f.dryRun)
+	}
+
+	if !f.dryRun && len(forget) > 0 {
+		if err := maint.Forget(ctx, r, forget); err != nil {
+			if cause := context.Cause(ctx); cause != nil && errors.Is(cause, repo.ErrLockLost) {
+				return cause
+			}
+			return err
+		}
+	}
+	if out.json {
+		out.emit(map[string]any{
+			"type": "summary", "repo": t.name, "url": t.url, "policy": policy.String(),
+			"kept": kept, "forgotten": len(forget), "dry_run": f.dryRun, "pruned": false,
+		})
+		return nil
+	}
+	switch {
+	case f.dryRun:
+		out.printf("would forget %d of %d snapshots%s (dry run: nothing changed)\n", len(forget), len(snaps), planSuffix(f.planName))
+	case len(forget) > 0:
+		out.printf("forgot %d of %d snapshots%s; %s\n", len(forget), len(snaps), planSuffix(f.planName), pruneNote)
+	default:
+		out.printf("nothing to forget\n")
+	}
+	return nil
+}
+
+func planSuffix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " of plan " + name
+}
+
+// snapGroup is a set of snapshots the policy applies to together.
+type snapGroup struct {
+	key   string
+	desc  string // "host h, paths /a, /b"; "" when there is one group for all
+	snaps []*repo.Snapshot
+}
+
+var groupFields = []string{"host", "plan", "paths", "tags"}
+
+func parseGroupBy(s string) ([]string, error) {
+	var fields []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(groupFields, f) {
+			return nil, fmt.Errorf("--group-by: unknown field %q (want host, plan, paths, tags)", f)
+		}
+		if !slices.Contains(fields, f) {
+			fields = append(fields, f)
+		}
+	}
+	return fields, nil
+}
+
+// groupSnapshots divides snaps by the values of fields, groups in order
+// of their description.
+func groupSnapshots(snaps []*repo.Snapshot, fields []string) []snapGroup {
+	byKey := make(map[string]*snapGroup)
+	var groups []*snapGroup
+	for _, s := range snaps {
+		var key, desc []string
+		for _, f := range fields {
+			var v string
+			switch f {
+			case "host":
+				v = s.Host
+			case "plan":
+				v = s.Plan
+			case "paths":
+				v = strings.Join(sortedCopy(s.Paths), ", ")
+			case "tags":
+				v = strings.Join(sortedCopy(s.Tags), ", ")
+			}
+			key = append(key, v)
+			if v == "" {
+				v = "(none)"
+			}
+			desc = append(desc, f+" "+v)
+		}
+		k := strings.Join(key, "\x00")
+		grp := byKey[k]
+		if grp == nil {
+			grp = &snapGroup{key: k, desc: strings.Join(desc, "; ")}
+			byKey[k] = grp
+			groups = append(groups, grp)
+		}
+		grp.snaps = append(grp.snaps, s)
+	}
+	slices.SortFunc(groups, func(a, b *snapGroup) int { return strings.Compare(a.desc, b.desc) })
+	out := make([]snapGroup, len(groups))
+	for i, grp := range groups {
+		out[i] = *grp
+	}
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func snapshotEvent(kind string, t repoTarget, grp snapGroup, s *repo.Snapshot, reasons []string) map[string]any {
+	ev := map[string]any{
+		"type": kind, "repo": t.name, "id": s.ID().String(), "label": s.Label, "time": s.Time,
+		"host": s.Host, "plan": s.Plan, "paths": s.Paths, "tags": s.Tags, "group": grp.desc,
+	}
+	if kind == "keep" {
+		ev["reasons"] = reasons
+	}
+	return ev
+}
+
+func printGroup(out *output, grp snapGroup, keep, drop []*repo.Snapshot, reasons map[*repo.Snapshot][]string, dryRun bool) {
+	if grp.desc != "" {
+		out.printf("\nsnapshots of %s:\n", grp.desc)
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "keep %d:\n", len(keep))
+	if len(keep) > 0 {
+		fmt.Fprintf(tw, "  ID\tLABEL\tTIME\tREASONS\n")
+		for _, s := range keep {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.ID().Short(), s.Label, s.Time.Local().Format(time.DateTime), strings.Join(reasons[s], ", "))
+		}
+	}
+	verb := "forget"
+	if dryRun {
+		verb = "would forget"
+	}
+	if len(drop) == 0 {
+		fmt.Fprintf(tw, "%s none\n", verb)
+	} else {
+		fmt.Fprintf(tw, "%s %d:\n", verb, len(drop))
+		fmt.Fprintf(tw, "  ID\tLABEL\tTIME\n")
+		for _, s := range drop {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.ID().Short(), s.Label, s.Time.Local().Format(time.DateTime))
+		}
+	}
+	tw.Flush()
+	out.printf("%s", b.String())
+}
+
+// flagError names the --keep-* flag behind an invalid policy field.
+func flagError(err error) error {
+	var e *plan.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	field, _, _ := strings.Cut(e.Path, "[")
+	flag := strings.ReplaceAll(field, "_", "-")
+	if field == "keep_tags" {
+		flag = "keep-tag"
+	}
+	return fmt.Errorf("--%s: %s", flag, e.Msg)
+}
