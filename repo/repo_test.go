@@ -413,3 +413,28 @@ func TestLocalCacheServesMetadataAndTrees(t *testing.T) {
 		}
 	}
 }
+
+func TestSavedTreesAreCachedForTheNextBackup(t *testing.T) {
+	ctx := context.Background()
+	_, be := newRepo(t)
+	dir := t.TempDir()
+	cnt := &countingLoads{Backend: be, loads: map[backend.FileType]int{}}
+	r, err := repo.Open(ctx, cnt, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.UseLocalCache(dir)
+	tid, err := r.SaveTree(ctx, &repo.Tree{Nodes: []*repo.Node{{Name: "g", Type: repo.NodeFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := r.LoadTree(ctx, tid); err != nil || tr.Nodes[0].Name != "g" {
+		t.Fatal(tr, err)
+	}
+	if n := cnt.loads[backend.PackFile]; n != 0 {
+		t.Fatalf("a tree saved by this process was downloaded again (%d pack loads)", n)
+	}
+}

@@ -203,7 +203,7 @@ func (r *Repository) UseLocalCache(dir string) {
 // loadCachedTree serves a tree blob from the local cache, or loads it and
 // keeps the stored (still encrypted) bytes.
 func (r *Repository) loadCachedTree(ctx context.Context, h backend.Handle, loc Location, id ID) ([]byte, error) {
-	p := filepath.Join(r.treeDir, id.String()[:2], id.String())
+	p := r.treePath(id)
 	if stored, err := os.ReadFile(p); err == nil {
 		if plain, err := r.OpenBlob(h, loc, id, stored); err == nil {
 			return plain, nil
@@ -221,15 +221,27 @@ func (r *Repository) loadCachedTree(ctx context.Context, h backend.Handle, loc L
 	if err != nil {
 		return nil, err
 	}
-	if os.MkdirAll(filepath.Dir(p), 0o700) == nil {
-		if tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*"); err == nil {
-			_, werr := tmp.Write(stored)
-			if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
-				os.Remove(tmp.Name())
-			}
+	r.cacheTree(id, stored)
+	return plain, nil
+}
+
+func (r *Repository) treePath(id ID) string {
+	return filepath.Join(r.treeDir, id.String()[:2], id.String())
+}
+
+// cacheTree keeps the stored bytes of a tree blob; failures only cost a
+// later download.
+func (r *Repository) cacheTree(id ID, stored []byte) {
+	p := r.treePath(id)
+	if os.MkdirAll(filepath.Dir(p), 0o700) != nil {
+		return
+	}
+	if tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*"); err == nil {
+		_, werr := tmp.Write(stored)
+		if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+			os.Remove(tmp.Name())
 		}
 	}
-	return plain, nil
 }
 
 // OpenBlob decodes a blob whose stored bytes the caller loaded itself (the
@@ -290,6 +302,10 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 	off := len(p.buf)
 	p.buf = r.data.seal(p.buf, inner, kindBlob)
 	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(off), Length: uint32(len(p.buf) - off), RawLength: uint32(len(plain))})
+	var cacheTree []byte
+	if t == TreeBlob && r.treeDir != "" {
+		cacheTree = append([]byte(nil), p.buf[off:]...)
+	}
 	if len(p.buf) >= r.settings.PackSize {
 		full = append(full, p)
 		delete(r.open, t)
@@ -297,6 +313,11 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 	r.mu.Unlock()
 	*sp = inner[:0]
 	scratchPool.Put(sp)
+	if cacheTree != nil {
+		// The next backup reads this tree as its parent's: keep a copy
+		// (verified on use, so one of a pack that never lands is harmless).
+		r.cacheTree(id, cacheTree)
+	}
 
 	for _, f := range full {
 		if err := r.startUpload(ctx, f); err != nil {

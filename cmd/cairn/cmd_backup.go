@@ -52,11 +52,12 @@ func backupCmd(g *globalFlags) *cobra.Command {
 			if u, err := user.Current(); err == nil {
 				opts.User = u.Username
 			}
+			snaps, err := r.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			opts.Snapshots = snaps
 			if !noPar {
-				snaps, err := r.Snapshots(ctx)
-				if err != nil {
-					return err
-				}
 				if parent != "" {
 					opts.Parent, err = repo.FindSnapshot(snaps, parent)
 					if err != nil {

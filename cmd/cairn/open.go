@@ -65,6 +65,7 @@ func s3Backend(ctx context.Context, url, keyID, secret string) (backend.Backend,
 		return nil, err
 	}
 	return retry.New(be, retry.Options{
+		ContentNamed: true,
 		OnRetry: func(op string, h backend.Handle, attempt int, err error) {
 			fmt.Fprintf(os.Stderr, "cairn: retrying %s %v (attempt %d): %v\n", op, h, attempt, err)
 		},

@@ -23,13 +23,16 @@ import (
 
 // Options tune one backup.
 type Options struct {
-	Parent  *repo.Snapshot // unchanged files are taken from it; nil for none
-	Host    string         // default: os.Hostname
-	User    string
-	Label   string // default: <UTC time>_<host>, made unique
-	Plan    string
-	Tags    []string
-	Program string
+	Parent *repo.Snapshot // unchanged files are taken from it; nil for none
+	Host   string         // default: os.Hostname
+	User   string
+	Label  string // default: <UTC time>_<host>, made unique
+	// Snapshots are the repository's snapshots as the caller listed them,
+	// to make the label unique; nil lists them again.
+	Snapshots []*repo.Snapshot
+	Plan      string
+	Tags      []string
+	Program   string
 
 	// Exclude, if set, is asked for every entry below a source; true
 	// leaves it (and a directory's whole subtree) out.
@@ -177,9 +180,11 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, opts Option
 		pid := opts.Parent.ID()
 		snap.Parent = &pid
 	}
-	existing, err := r.Snapshots(ctx)
-	if err != nil {
-		return nil, err
+	existing := opts.Snapshots
+	if existing == nil {
+		if existing, err = r.Snapshots(ctx); err != nil {
+			return nil, err
+		}
 	}
 	label := opts.Label
 	if label == "" {

@@ -588,3 +588,19 @@ func TestCreate(t *testing.T) {
 		t.Errorf("inner Create called %d times, want 3", n)
 	}
 }
+
+func TestContentNamedSaveSkipsTheLook(t *testing.T) {
+	ctx := context.Background()
+	inner := faulty.New(mem.New(), faulty.Options{})
+	b := retry.New(inner, retry.Options{ContentNamed: true})
+	h := backend.Handle{Type: backend.IndexFile, Name: "abcd"}
+	if err := b.Save(ctx, h, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := inner.Calls(faulty.OpStat); n != 0 {
+		t.Fatalf("%d stats before a content-named save", n)
+	}
+	if err := b.Save(ctx, h, []byte("x")); !errors.Is(err, backend.ErrExist) {
+		t.Fatalf("second save on the first try: %v", err)
+	}
+}
