@@ -13,7 +13,7 @@ BIN := bin/cairn
 # demo/src is a copy of the tree). testdata/ holds golden inputs at any depth.
 PRUNE := -path ./.git -o -path ./bin -o -path ./bench -o -path ./demo -o -path ./mnt -o -name testdata
 
-.PHONY: build test fmt-check vet bench bench-mount run clean
+.PHONY: build test fmt-check vet bench bench-mount bench-s3 run clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -44,12 +44,20 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench/go.txt
 	bash scripts/bench.sh
 	bash scripts/bench-mount.sh
+	bash scripts/bench-s3.sh
 
 # bench-mount compares reads through cairn mount with restic mount (and a
 # go-fuse loopback baseline); bench runs it too.
 bench-mount: build
 	mkdir -p bench
 	bash scripts/bench-mount.sh
+
+# bench-s3 compares cairn with restic on S3 storage (a MinIO server it starts
+# on loopback; deps.sh minio builds it when missing): times, S3 requests per
+# command, and the first listing in a mount; bench runs it too.
+bench-s3: build
+	mkdir -p bench
+	bash scripts/bench-s3.sh
 
 run: build
 	bash scripts/demo.sh

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # bench-mount.sh measures reading backups through a FUSE mount: `cairn mount`
 # side by side with `restic mount` (Debian's package, default settings) in
-# one run, on the same data, with a minimal go-fuse loopback mount of the
-# plain file (and the plain file without FUSE) as baselines for reads:
+# one run, on the same data. Baselines for reads of the plain file: a minimal
+# go-fuse loopback mount (go-fuse's defaults, which as root on Linux 6.9+
+# means FUSE passthrough: the kernel reads the backing file directly), the
+# same loopback with passthrough withheld (every read a FUSE READ answered by
+# the process: the cost of the FUSE data path), and dd without FUSE.
 #
 #   read     dd if=FILE of=/dev/null bs=1M of a 256 MiB file (half random,
 #            half compressible text): cold (fresh mount process after
@@ -271,7 +274,12 @@ TREE_BYTES=$(du -sb "$TREE" | cut -f1)
 TREE_ENTRIES=$(find "$TREE" | wc -l)
 
 # ---------------------------------------------------------------------------
-# The loopback baseline: a minimal go-fuse loopback file system.
+# The loopback baselines: go-fuse's loopback file system, mounted as go-fuse
+# does by default (as root on Linux 6.9 or later that means FUSE passthrough:
+# the kernel reads the backing file itself and reads never reach the
+# process), and with passthrough withheld (-no-passthrough), so that every
+# read is a FUSE READ served by the process, with go-fuse's default open
+# flags (no FOPEN_KEEP_CACHE: each open drops the file's page cache).
 
 build_loopback() {
 	local dir=$WORK/loopback
@@ -284,11 +292,13 @@ build_loopback() {
 	require github.com/hanwen/go-fuse/v2 v2.12.1
 	EOF
 	cat >"$dir/main.go" <<-'EOF'
-	// loopback MOUNTPOINT ORIGINAL serves ORIGINAL read-only at MOUNTPOINT
-	// with go-fuse's loopback file system and default options.
+	// loopback [-no-passthrough] MOUNTPOINT ORIGINAL serves ORIGINAL read-only at
+	// MOUNTPOINT with go-fuse's loopback file system.
 	package main
 
 	import (
+		"context"
+		"flag"
 		"fmt"
 		"os"
 		"os/signal"
@@ -298,25 +308,61 @@ build_loopback() {
 		"github.com/hanwen/go-fuse/v2/fuse"
 	)
 
+	// node is a loopback node whose open files withhold their descriptor from
+	// the kernel, so that reads are FUSE READ requests served by this process.
+	type node struct{ *fs.LoopbackNode }
+
+	func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+		fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		return file{fh.(*fs.LoopbackFile)}, fl, 0
+	}
+
+	type file struct{ *fs.LoopbackFile }
+
+	func (file) PassthroughFd() (int, bool) { return -1, false }
+
+	func fail(err error) {
+		fmt.Fprintln(os.Stderr, "loopback:", err)
+		os.Exit(1)
+	}
+
 	func main() {
-		if len(os.Args) != 3 {
-			fmt.Fprintln(os.Stderr, "usage: loopback MOUNTPOINT ORIGINAL")
+		noPassthrough := flag.Bool("no-passthrough", false, "serve every read from this process (no FUSE passthrough)")
+		flag.Parse()
+		if flag.NArg() != 2 {
+			fmt.Fprintln(os.Stderr, "usage: loopback [-no-passthrough] MOUNTPOINT ORIGINAL")
 			os.Exit(2)
 		}
-		root, err := fs.NewLoopbackRoot(os.Args[2])
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		mnt, orig := flag.Arg(0), flag.Arg(1)
+		var root fs.InodeEmbedder
+		if *noPassthrough {
+			var st syscall.Stat_t
+			if err := syscall.Stat(orig, &st); err != nil {
+				fail(err)
+			}
+			lr := &fs.LoopbackRoot{Path: orig, Dev: uint64(st.Dev)}
+			lr.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
+				return &node{&fs.LoopbackNode{RootData: r}}
+			}
+			root = lr.NewNode(lr, nil, "", &st)
+			lr.RootNode = root
+		} else {
+			var err error
+			if root, err = fs.NewLoopbackRoot(orig); err != nil {
+				fail(err)
+			}
 		}
-		server, err := fs.Mount(os.Args[1], root, &fs.Options{MountOptions: fuse.MountOptions{
+		server, err := fs.Mount(mnt, root, &fs.Options{MountOptions: fuse.MountOptions{
 			DirectMount: true,
 			FsName:      "loopback",
 			Name:        "loopback",
 			Options:     []string{"ro"}, // it shows the data set: never write to it
 		}})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fail(err)
 		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -325,7 +371,7 @@ build_loopback() {
 	}
 	EOF
 	cp "$ROOT/go.sum" "$dir/go.sum"
-	(cd "$dir" && "$GO" mod tidy && "$GO" build -o loopback .) >"$LOGS/loopback-build.log" 2>&1 ||
+	(cd "$dir" && "$GO" mod tidy && "$GO" fmt ./... && "$GO" build -o loopback .) >"$LOGS/loopback-build.log" 2>&1 ||
 		{ tail -n 20 "$LOGS/loopback-build.log" >&2; die "building the go-fuse loopback failed"; }
 	LOOPBACK=$dir/loopback
 }
@@ -370,9 +416,9 @@ timed() {
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
 	rec "$tool" "$op" "$round" "$secs" "$bytes"
 	if [[ $bytes == - ]]; then
-		printf '  %-8s %-14s %10.3f s\n' "$tool" "$op" "$secs" >&2
+		printf '  %-13s %-14s %10.3f s\n' "$tool" "$op" "$secs" >&2
 	else
-		printf '  %-8s %-14s %10.3f s %9.1f MB/s\n' "$tool" "$op" "$secs" \
+		printf '  %-13s %-14s %10.3f s %9.1f MB/s\n' "$tool" "$op" "$secs" \
 			"$(awk -v b="$bytes" -v s="$secs" 'BEGIN { print (s > 0 ? b / 1e6 / s : 0) }')" >&2
 	fi
 	LAST_LOG=$logf
@@ -420,14 +466,14 @@ mnt_root() {
 	case $1 in
 	cairn) echo "$WORK/mnt-cairn/repos/$(basename "$REPO_cairn")/snapshots" ;;
 	restic) echo "$WORK/mnt-restic/snapshots" ;;
-	loopback) echo "$WORK/mnt-loopback" ;;
+	loopback*) echo "$WORK/mnt-$1" ;;
 	esac
 }
 
 # in_mount TOOL SET PATH: PATH (absolute, in the source) as the mount shows it.
 in_mount() {
-	if [[ $1 == loopback ]]; then
-		echo "$(mnt_root loopback)${3#"$FILEDIR"}"
+	if [[ $1 == loopback* ]]; then
+		echo "$(mnt_root "$1")${3#"$FILEDIR"}"
 	else
 		echo "$(mnt_root "$1")/${SNAP[$1:$2]}$3"
 	fi
@@ -445,12 +491,13 @@ mount_start() {
 	cairn) "$CAIRN" mount "$mnt" --repo "$REPO_cairn" </dev/null >"$logf" 2>&1 & ;;
 	restic) restic -r "$REPO_restic" mount "$mnt" </dev/null >"$logf" 2>&1 & ;;
 	loopback) "$LOOPBACK" "$mnt" "$FILEDIR" </dev/null >"$logf" 2>&1 & ;;
+	loopback-nopt) "$LOOPBACK" -no-passthrough "$mnt" "$FILEDIR" </dev/null >"$logf" 2>&1 & ;;
 	esac
 	pid=$!
 	MOUNT_PID[$mnt]=$pid
 	case $tool in
 	cairn | restic) ready=$(mnt_root "$tool")/latest ;;
-	loopback) ready=$mnt/file ;;
+	loopback*) ready=$mnt/file ;;
 	esac
 	deadline=$((SECONDS + MOUNT_TIMEOUT))
 	until [[ -e $ready ]]; do
@@ -475,7 +522,13 @@ mount_stop() {
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
 	[[ -n $hwm ]] || die "$tool mount process $pid is gone before unmounting (log: $LOGS/mount-$tool-$round.log)"
 	[[ $round == probe ]] || rec "$tool" "rss-$session" "$round" "$hwm" -
-	[[ $round == probe ]] || printf '  %-8s %-14s %10d MiB\n' "$tool" "rss-$session" $((hwm / 1024)) >&2
+	[[ $round == probe ]] || printf '  %-13s %-14s %10d MiB\n' "$tool" "rss-$session" $((hwm / 1024)) >&2
+	if [[ $tool == loopback* ]]; then
+		# Read syscalls of the process (mostly on /dev/fuse): a handful when
+		# the kernel reads the backing file itself (passthrough), one per
+		# READ request otherwise.
+		rec "$tool" io-syscr "$round" "$(awk '/^syscr:/ { print $2 }' "/proc/$pid/io")" -
+	fi
 	if ! timeout 60 umount "$mnt"; then
 		log "warning: umount $mnt failed; trying harder"
 		force_unmount "$mnt"
@@ -564,7 +617,7 @@ done
 # 1, 2. Sequential reads: cold in a fresh mount, then warm in the same one.
 for ((round = 1; round <= RUNS; round++)); do
 	log "sequential read of $FILE ($((FILE_BYTES >> 20)) MiB), round $round/$RUNS"
-	for tool in $(order "$round" cairn restic loopback plain); do
+	for tool in $(order "$round" cairn restic loopback loopback-nopt plain); do
 		drop_caches
 		if [[ $tool == plain ]]; then
 			read_file plain read-cold "$round" "$FILE"
@@ -665,7 +718,7 @@ echo "# load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW"
 # Summary.
 
 summarize() {
-	awk -v runs="$RUNS" -v cpruns="$CP_RUNS" -v cold="$COLD_DESC" \
+	awk -v runs="$RUNS" -v cpruns="$CP_RUNS" -v cold="$COLD_DESC" -v ncpu="$(nproc)" \
 		-v file="$FILE" -v fbytes="$FILE_BYTES" -v many="$MANY" -v nmany="$MANY_FILES" \
 		-v tree="$TREE" -v tentries="$TREE_ENTRIES" -v tbytes="$TREE_BYTES" '
 	function median(list,    a, n, i, j, t) {
@@ -690,26 +743,34 @@ summarize() {
 	function rss(tool, op,    m) { m = maxof(v[tool, op]); return m == "" ? "" : m / 1024 }
 	function f(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
 	function ratio(num, den) { return (num == "" || den == "" || den == 0) ? "-" : sprintf("%.2fx", num / den) }
-	function row(name, c, r, rat, l, p) {
-		printf "%-34s %9s %9s %8s %9s %9s\n", name, c, r, rat, l, p
+	function row(name, c, r, rat, l, n, p) {
+		printf "%-34s %9s %9s %8s %9s %9s %9s\n", name, c, r, rat, l, n, p
 	}
 	# rate row: ratio cairn/restic; time row: ratio restic/cairn.
 	function raterow(name, op, base,    c, r) {
 		c = mbs("cairn", op); r = mbs("restic", op)
-		row(name, f(c, "%.1f"), f(r, "%.1f"), ratio(c, r),
-			base ? f(mbs("loopback", op), "%.1f") : "", base ? f(mbs("plain", op), "%.1f") : "")
+		row(name, f(c, "%.1f"), f(r, "%.1f"), ratio(c, r), base ? f(mbs("loopback", op), "%.1f") : "",
+			base ? f(mbs("loopback-nopt", op), "%.1f") : "", base ? f(mbs("plain", op), "%.1f") : "")
 	}
 	function timerow(name, op, base, fmt,    c, r) {
 		c = secs("cairn", op); r = secs("restic", op)
-		row(name, f(c, fmt), f(r, fmt), ratio(r, c), base ? f(secs("loopback", op), fmt) : "", "")
+		row(name, f(c, fmt), f(r, fmt), ratio(r, c), base ? f(secs("loopback", op), fmt) : "",
+			base ? f(secs("loopback-nopt", op), fmt) : "", "")
 	}
-	function rssrow(name, op,    c, r) {
+	function rssrow(name, op, base,    c, r) {
 		c = rss("cairn", op); r = rss("restic", op)
-		row(name, f(c, "%.0f"), f(r, "%.0f"), ratio(r, c), "", "")
+		row(name, f(c, "%.0f"), f(r, "%.0f"), ratio(r, c), base ? f(rss("loopback", op), "%.0f") : "",
+			base ? f(rss("loopback-nopt", op), "%.0f") : "", "")
 	}
+	/^# host:/ { sub(/.*load at start: /, ""); load0 = $1 }
+	/^# load at end:/ { load1 = $5 }
 	/^#/ { next }
 	{ v[$1, $2] = v[$1, $2] " " $4; b[$1, $2] = $5 }
 	END {
+		# Passthrough: the default loopback made far fewer read syscalls
+		# than the one serving every READ itself.
+		a = median(v["loopback", "io-syscr"]); n = median(v["loopback-nopt", "io-syscr"])
+		pt = (a == "" || n == "") ? "unknown" : (a * 4 < n ? "yes" : "no") sprintf(", %d vs %d read syscalls per mount", a, n)
 		printf "\n== mount: cairn mount vs restic mount — medians of %d rounds (cp -a and full restore: %d) ==\n", runs, cpruns
 		printf "file: %s, %.1f MiB, half random, half text\n", file, fbytes / 1048576
 		printf "dir:  %s, %d files of 0-100 bytes\n", many, nmany
@@ -717,9 +778,11 @@ summarize() {
 		printf "cold: %s\n", cold
 		printf "ratio > 1 means cairn is better: cairn/restic for MB/s, restic/cairn for seconds and RSS\n"
 		printf "peak RSS: VmHWM of the mount process just before unmounting, highest over the rounds\n"
-		printf "(MB = 10^6 bytes; loopback: minimal go-fuse loopback mount of the plain file; no FUSE: dd of the file itself)\n\n"
-		row("measurement", "cairn", "restic", "ratio", "loopback", "no FUSE")
-		timerow("mount ready, s", "mount-ready", 1, "%.3f")
+		printf "baselines on the plain file: loopback = minimal go-fuse loopback mount, go-fuse defaults (FUSE passthrough: %s);\n", pt
+		printf "lb no-pt = the same loopback with passthrough withheld, every read a FUSE READ; no FUSE = dd of the file itself\n"
+		printf "load average (1 min) at start %s, at end %s on %d cpus; MB = 10^6 bytes\n\n", load0, load1, ncpu
+		row("measurement", "cairn", "restic", "ratio", "loopback", "lb no-pt", "no FUSE")
+		timerow("mount ready (every fresh mount), s", "mount-ready", 1, "%.3f")
 		raterow("seq read cold (dd), MB/s", "read-cold", 1)
 		raterow("seq read warm (dd), MB/s", "read-warm", 1)
 		raterow("restore --include file, MB/s", "restore-file", 0)
@@ -729,7 +792,7 @@ summarize() {
 		timerow(sprintf("ls -l %d files warm, s", nmany), "ls-warm", 0, "%.3f")
 		timerow("cp -a gosrc out of mount, s", "cp", 0, "%.2f")
 		timerow("restore gosrc, s", "restore", 0, "%.2f")
-		rssrow("peak RSS, read session, MiB", "rss-read")
+		rssrow("peak RSS, read session, MiB", "rss-read", 1)
 		rssrow("peak RSS, find session, MiB", "rss-find")
 		rssrow("peak RSS, ls -l session, MiB", "rss-ls")
 		rssrow("peak RSS, cp -a + all reads, MiB", "rss-all")
@@ -740,6 +803,8 @@ summarize() {
 			f(mbs("restic", "read-cold"), "%.1f"), f(mbs("restic", "restore-file"), "%.1f"), ratio(mbs("restic", "read-cold"), mbs("restic", "restore-file"))
 		printf "cairn warm read / loopback warm read:        %s / %s MB/s = %s\n",
 			f(mbs("cairn", "read-warm"), "%.1f"), f(mbs("loopback", "read-warm"), "%.1f"), ratio(mbs("cairn", "read-warm"), mbs("loopback", "read-warm"))
+		printf "cairn warm read / lb no-pt warm read:        %s / %s MB/s = %s\n",
+			f(mbs("cairn", "read-warm"), "%.1f"), f(mbs("loopback-nopt", "read-warm"), "%.1f"), ratio(mbs("cairn", "read-warm"), mbs("loopback-nopt", "read-warm"))
 		printf "cp -a / restore (time): cairn mount / cairn restore %s; restic mount / restic restore %s; restic mount / cairn restore %s\n",
 			ratio(secs("cairn", "cp"), secs("cairn", "restore")), ratio(secs("restic", "cp"), secs("restic", "restore")),
 			ratio(secs("restic", "cp"), secs("cairn", "restore"))
