@@ -38,12 +38,20 @@ type Repository struct {
 	packBufs    sync.Pool     // *[]byte of uploaded data packs, for reuse
 	uploads     sync.WaitGroup
 
+	// flushMu serialises Flush, I/O included: a Flush that finds nothing
+	// left to index must not return while another caller's Flush is still
+	// writing the index file naming packs that hold this caller's blobs.
+	// Lock order: flushMu, then mu.
+	flushMu sync.Mutex
+
 	mu sync.Mutex // guards the fields below; never held across I/O
 	// pending holds blobs accepted by SaveBlob but not yet indexed.
 	pending   map[ID]struct{}
 	open      map[BlobType]*openPack
 	unindexed []IndexPack // uploaded packs not yet named by an index file
 	saveErr   error       // first upload failure; sticky until Flush returns it
+	failures  uint64      // uploads failed so far, for FlushSince
+	lastFail  error       // the latest of them
 	// indexFiles are the index files loaded or written by this process.
 	indexFiles map[ID]bool
 }
@@ -346,7 +354,7 @@ func (r *Repository) startUpload(ctx context.Context, p *openPack) error {
 	select {
 	case r.uploadSlots <- struct{}{}:
 	case <-ctx.Done():
-		r.failSave(ctx.Err())
+		r.failPack(p, ctx.Err())
 		return ctx.Err()
 	}
 	r.uploads.Add(1)
@@ -354,16 +362,25 @@ func (r *Repository) startUpload(ctx context.Context, p *openPack) error {
 		defer r.uploads.Done()
 		defer func() { <-r.uploadSlots }()
 		if err := r.uploadPack(ctx, p); err != nil {
-			r.failSave(err)
+			r.failPack(p, err)
 		}
 	}()
 	return nil
 }
 
-func (r *Repository) failSave(err error) {
+// failPack records that pack p never reached storage. Its blobs stop
+// being pending, so that a later save stores them again instead of
+// taking them for known; every caller that may have relied on them
+// learns of the failure from Flush or FlushSince.
+func (r *Repository) failPack(p *openPack, err error) {
 	r.mu.Lock()
 	if r.saveErr == nil {
 		r.saveErr = err
+	}
+	r.failures++
+	r.lastFail = err
+	for _, b := range p.blobs {
+		delete(r.pending, b.ID)
 	}
 	r.mu.Unlock()
 }
@@ -395,7 +412,14 @@ func (r *Repository) uploadPack(ctx context.Context, p *openPack) error {
 // indexed in the repository. A failed upload is reported here (and by
 // later SaveBlob calls); the packs that did reach storage are still
 // indexed so that their data is not lost to a retry.
+//
+// Several callers may save into one Repository at once (plans sharing a
+// repository share its uploads, DESIGN.md §7); each should use
+// SaveMark and FlushSince, because the error of a failed upload is
+// returned by one Flush only.
 func (r *Repository) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	var open []*openPack
 	for t, p := range r.open {
@@ -415,9 +439,6 @@ func (r *Repository) Flush(ctx context.Context) error {
 	r.unindexed = nil
 	saveErr := r.saveErr
 	r.saveErr = nil
-	if saveErr != nil {
-		clear(r.pending)
-	}
 	r.mu.Unlock()
 
 	if len(packs) > 0 {
@@ -429,6 +450,32 @@ func (r *Repository) Flush(ctx context.Context) error {
 		}
 	}
 	return saveErr
+}
+
+// SaveMark is a point in a repository's series of uploads, taken by a
+// caller before its first save.
+type SaveMark struct{ failures uint64 }
+
+// SaveMark returns the current point, for FlushSince.
+func (r *Repository) SaveMark() SaveMark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return SaveMark{r.failures}
+}
+
+// FlushSince is Flush for one of several callers saving at once: it also
+// fails when any upload failed after m was taken, even one whose error
+// another caller's Flush returned already, since the failed pack may have
+// held a blob that this caller's SaveBlob took for known.
+func (r *Repository) FlushSince(ctx context.Context, m SaveMark) error {
+	err := r.Flush(ctx)
+	r.mu.Lock()
+	failed, last := r.failures != m.failures, r.lastFail
+	r.mu.Unlock()
+	if err == nil && failed {
+		err = fmt.Errorf("a pack upload failed during this save: %w", last)
+	}
+	return err
 }
 
 func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
