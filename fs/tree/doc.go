@@ -1,18 +1,29 @@
 // Package tree is the filesystem of DESIGN.md §1 as plain Go types, free
-// of FUSE: the root with README.txt and repos/, each repository's status
-// file and snapshots/, and the contents of every snapshot, decoded lazily
-// from its tree blobs. The fs package adapts it to go-fuse; tests call it
-// directly.
+// of FUSE: the root with README.txt, plans/ and repos/; each plan's
+// plan.json, run, status and log over the Plans model; each repository's
+// status file and snapshots/, and the contents of every snapshot, decoded
+// lazily from its tree blobs. The fs package adapts it to go-fuse; tests
+// call it directly.
 //
 // Nodes answer Attr; directories add Lookup and List, files Open, symlinks
-// Readlink, and nodes with extended attributes Xattrs. Errors are the
-// sentinels below (or repo.ErrCorrupt), which the adapter maps to errnos.
+// Readlink, and nodes with extended attributes Xattrs. Writable nodes (all
+// under plans/) opt into the interfaces of write.go, named after the
+// operations. Errors are the sentinels of node.go, repo's (repo.ErrCorrupt)
+// and the model's (plan.ErrInvalid and the like), which the adapter maps
+// to errnos.
+//
+// plans/ is plain files for ordinary tools: writes to plan.json go to a
+// draft that the writing handle's close defines (refused, close fails and
+// the old definition stays); editors' and sed's temporary files live in
+// memory beside it and define the plan when renamed onto it.
 //
 // Inode numbers are stable across lookups and remounts: a node's is the
 // hash of its parent's number and its name, and the members of a hard-link
 // group share one derived from the snapshot and their recorded device and
 // inode. Listings are sorted (tree blobs are) and never iterate a map.
 //
-// Lock order: Repo.mu, then nothing. No lock is held while calling into
-// the repository or the cache.
+// Lock order: Repo.mu, then nothing. Under plans/ no two locks are held
+// at once (plansDir.mu, planState.mu, scratchFile.mu, runHandle.mu). No
+// lock is held while calling into the repository, the cache or the Plans
+// model.
 package tree

@@ -16,6 +16,19 @@ var (
 	ErrReadOnly = errors.New("read-only: snapshots cannot be changed")
 	ErrNoAttr   = errors.New("no such extended attribute")
 	ErrNotDir   = errors.New("not a directory")
+	// ErrExist: the name is taken (create, mkdir, rename without replace).
+	ErrExist = errors.New("file exists")
+	// ErrNotEmpty: rmdir of a directory that still holds files.
+	ErrNotEmpty = errors.New("directory not empty")
+	// ErrPerm: the node never allows the operation (renaming a control
+	// file, chmod of a generated file, mkdir inside a plan).
+	ErrPerm = errors.New("operation not permitted")
+	// ErrAccess: writing a read-only generated file (status, log).
+	ErrAccess = errors.New("permission denied")
+	// ErrCrossDir: a rename between directories that cannot share files.
+	ErrCrossDir = errors.New("cannot move between these directories")
+	// ErrTooLarge: a write past MaxEditSize.
+	ErrTooLarge = errors.New("file too large")
 )
 
 // File type bits of Attr.Mode, as in st_mode.

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"context"
+	"os"
 	"slices"
 	"time"
 )
@@ -9,8 +10,11 @@ import (
 // RootIno is the root's inode number, as FUSE wants it.
 const RootIno = 1
 
-// NewRoot returns the root of a mount showing repos (names must be unique).
-func NewRoot(repos []*Repo) Dir {
+// NewRoot returns the root of a mount showing repos (names must be
+// unique) and, under plans/, the plans of the model plans. With plans nil,
+// plans/ is an empty, read-only directory. The files under plans/ belong
+// to the user running the mount.
+func NewRoot(repos []*Repo, plans Plans) Dir {
 	now := time.Now()
 	reposDir := &staticDir{ino: childIno(RootIno, "repos"), time: now, children: map[string]Node{}}
 	for _, r := range repos {
@@ -21,12 +25,27 @@ func NewRoot(repos []*Repo) Dir {
 	slices.Sort(reposDir.names)
 	readme := &staticFile{ino: childIno(RootIno, "README.txt"), mode: 0o444, time: now,
 		gen: func(context.Context) ([]byte, error) { return []byte(readme), nil }}
-	return &staticDir{ino: RootIno, time: now, names: []string{"README.txt", "repos"},
-		children: map[string]Node{"README.txt": readme, "repos": reposDir}}
+	plansDir := newPlansDir(plans, uint32(os.Getuid()), uint32(os.Getgid()), now)
+	return &staticDir{ino: RootIno, time: now, names: []string{"README.txt", "plans", "repos"},
+		children: map[string]Node{"README.txt": readme, "plans": plansDir, "repos": reposDir}}
 }
 
 const readme = `cairn: your backups as a filesystem
 
+  plans/<plan>/                 one directory per backup plan; mkdir
+                                plans/<name> creates an empty plan, rmdir
+                                or rm -r removes one
+  plans/<plan>/plan.json        the plan's definition: edit it with any
+                                tool (echo, cp, tee, sed -i, nano, vim);
+                                an invalid one is refused when the file
+                                is closed or renamed into place (EINVAL)
+                                and the old one stays
+  plans/<plan>/run              write anything to start a backup now
+                                (echo > run); reads "idle" or "running"
+  plans/<plan>/status           JSON: state, progress, last result per
+                                repository, next run, last error (with
+                                the line and column of a refused plan)
+  plans/<plan>/log              JSON lines: the recent runs' events
   repos/<repo>/status           JSON: snapshots, stored and original bytes,
                                 dedup ratio, cache hit rate, locks held
   repos/<repo>/snapshots/       one read-only directory per snapshot, named

@@ -54,7 +54,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (fx *fixture) root(t *testing.T) (Dir, *Repo) {
 	rp := NewRepo(context.Background(), "main", fx.r, cache.New[repo.ID](64<<20))
-	return NewRoot([]*Repo{rp}), rp
+	return NewRoot([]*Repo{rp}, nil), rp
 }
 
 // walk follows a slash-separated path from d.
@@ -98,7 +98,7 @@ func TestLayoutAndListings(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(root); !slices.Equal(got, []string{"README.txt", "repos"}) {
+	if got := names(root); !slices.Equal(got, []string{"README.txt", "plans", "repos"}) {
 		t.Fatalf("root lists %v", got)
 	}
 	if got := names(walk(t, root, "repos/main").(Dir)); !slices.Equal(got, []string{"snapshots", "status"}) {
