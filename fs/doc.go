@@ -4,9 +4,18 @@
 //
 // Kernel caching: snapshot contents are immutable, so their entries and
 // attributes get long timeouts and open files keep the page cache
-// (FOPEN_KEEP_CACHE). The rest (status, snapshots/, latest) gets a one
-// second timeout, and generated files are read with direct I/O so their
-// size never has to be known in advance.
+// (FOPEN_KEEP_CACHE). The rest of repos/ (status, snapshots/, latest)
+// gets a one second timeout. Everything under plans/ changes through the
+// mount and behind its back (the configuration file, runs), so it gets
+// no entry or attribute caching at all, and not even negative entries.
+// Generated and writable files are read and written with direct I/O, so
+// their size never has to be known in advance and the page cache never
+// serves stale content.
+//
+// Writes: the tree's nodes opt into the write interfaces of fs/tree;
+// others answer EROFS (snapshots) or EPERM (plans/). FLUSH is answered,
+// never ENOSYS, because closing a handle that wrote plan.json is when the
+// plan is defined, and EINVAL there is what close(2) returns.
 //
 // Interrupts: go-fuse cancels a request's context when the kernel sends
 // INTERRUPT; repository loads honour it and the request fails with EINTR.

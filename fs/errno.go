@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/cairn-backup/cairn/fs/tree"
+	"github.com/cairn-backup/cairn/plan"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backend"
 )
@@ -20,8 +21,24 @@ func toErrno(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, tree.ErrNotExist), errors.Is(err, repo.ErrNoSnapshot):
+	case errors.Is(err, tree.ErrNotExist), errors.Is(err, repo.ErrNoSnapshot), errors.Is(err, plan.ErrNoPlan):
 		return syscall.ENOENT
+	case errors.Is(err, plan.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, tree.ErrExist), errors.Is(err, plan.ErrExist):
+		return syscall.EEXIST
+	case errors.Is(err, plan.ErrBusy):
+		return syscall.EBUSY
+	case errors.Is(err, tree.ErrNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, tree.ErrPerm):
+		return syscall.EPERM
+	case errors.Is(err, tree.ErrAccess):
+		return syscall.EACCES
+	case errors.Is(err, tree.ErrCrossDir):
+		return syscall.EXDEV
+	case errors.Is(err, tree.ErrTooLarge):
+		return syscall.EFBIG
 	case errors.Is(err, tree.ErrReadOnly):
 		return syscall.EROFS
 	case errors.Is(err, tree.ErrNoAttr):

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/fs/tree"
+	"github.com/cairn-backup/cairn/plan"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backend"
 )
@@ -29,6 +30,17 @@ func TestToErrno(t *testing.T) {
 		{fmt.Errorf("x: %w", repo.ErrBlobNotFound), syscall.EIO},
 		{fmt.Errorf("x: %w", backend.ErrPermission), syscall.EACCES},
 		{fmt.Errorf("x: %w", syscall.ENOSPC), syscall.ENOSPC},
+		{fmt.Errorf("plan x: %w", plan.ErrNoPlan), syscall.ENOENT},
+		{fmt.Errorf("plan x: %w", &plan.Error{Line: 2, Column: 3, Msg: "bad"}), syscall.EINVAL},
+		{plan.ErrInvalid, syscall.EINVAL},
+		{fmt.Errorf("plan x: %w", plan.ErrExist), syscall.EEXIST},
+		{tree.ErrExist, syscall.EEXIST},
+		{fmt.Errorf("plan x: %w", plan.ErrBusy), syscall.EBUSY},
+		{tree.ErrNotEmpty, syscall.ENOTEMPTY},
+		{tree.ErrPerm, syscall.EPERM},
+		{tree.ErrAccess, syscall.EACCES},
+		{tree.ErrCrossDir, syscall.EXDEV},
+		{tree.ErrTooLarge, syscall.EFBIG},
 		{errors.New("something unknown"), syscall.EIO},
 	} {
 		if got := toErrno(c.err); got != c.want {

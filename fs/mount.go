@@ -49,7 +49,11 @@ func Mount(dir string, root tree.Dir, opts Options) (*Mounted, error) {
 		// Paths through snapshots/latest would otherwise cost a READLINK
 		// per lookup; latest's inode is invalidated when it moves.
 		EnableSymlinkCaching: true,
-		Debug:                opts.Debug,
+		// O_TRUNC then reaches Open. Otherwise the kernel truncates with
+		// a SETATTR that names no handle, indistinguishable from
+		// truncate(1), which defines plan.json (empty: refused) at once.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		Debug:             opts.Debug,
 	}
 	if opts.AllowOther {
 		mo.Options = append(mo.Options, "default_permissions")

@@ -31,6 +31,8 @@ var (
 	_ gofuse.NodeReader        = (*node)(nil)
 	_ gofuse.NodeReleaser      = (*node)(nil)
 	_ gofuse.NodeFlusher       = (*node)(nil)
+	_ gofuse.NodeWriter        = (*node)(nil)
+	_ gofuse.NodeFsyncer       = (*node)(nil)
 	_ gofuse.NodeReadlinker    = (*node)(nil)
 	_ gofuse.NodeGetxattrer    = (*node)(nil)
 	_ gofuse.NodeListxattrer   = (*node)(nil)
@@ -55,6 +57,22 @@ func immutable(t tree.Node) bool {
 	return ok && i.Immutable()
 }
 
+// mutable nodes (plans/) change through the mount and behind its back.
+func mutable(t tree.Node) bool {
+	m, ok := t.(tree.Mutable)
+	return ok && m.Mutable()
+}
+
+// refused is the answer to a change a node does not support: EROFS in
+// snapshots and the fixed parts of the tree, EPERM where other changes
+// are allowed.
+func refused(t tree.Node) syscall.Errno {
+	if mutable(t) {
+		return syscall.EPERM
+	}
+	return syscall.EROFS
+}
+
 func fillAttr(a tree.Attr, out *fuse.Attr) {
 	out.Ino = a.Ino
 	out.Mode = a.Mode
@@ -67,11 +85,30 @@ func fillAttr(a tree.Attr, out *fuse.Attr) {
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 
+// timeout is how long the kernel may cache t's entry and attributes:
+// mutable nodes not at all, so that a stat or ls after a change (Define,
+// mkdir, rename, a run) sees it.
 func timeout(t tree.Node) time.Duration {
-	if immutable(t) {
+	switch {
+	case immutable(t):
 		return immutableTimeout
+	case mutable(t):
+		return 0
 	}
 	return dynamicTimeout
+}
+
+// newChild makes the inode of a child just looked up or created and fills
+// in its entry.
+func (n *node) newChild(ctx context.Context, child tree.Node, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
+	a, err := child.Attr(ctx)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	fillAttr(a, &out.Attr)
+	out.SetEntryTimeout(timeout(child))
+	out.SetAttrTimeout(timeout(child))
+	return n.NewInode(ctx, &node{t: child}, gofuse.StableAttr{Mode: a.Mode & tree.ModeType, Ino: a.Ino}), 0
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
@@ -81,16 +118,17 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	}
 	child, err := dir.Lookup(ctx, name)
 	if err != nil {
-		return nil, toErrno(err)
+		errno := toErrno(err)
+		if errno == syscall.ENOENT && mutable(n.t) {
+			// A nonzero entry timeout keeps go-fuse from turning this into
+			// a negative entry cached for the mount's NegativeTimeout; the
+			// kernel caches no ENOENT reply, so a plan or file made behind
+			// the mount's back shows at once.
+			out.SetEntryTimeout(time.Nanosecond)
+		}
+		return nil, errno
 	}
-	a, err := child.Attr(ctx)
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	fillAttr(a, &out.Attr)
-	out.SetEntryTimeout(timeout(child))
-	out.SetAttrTimeout(timeout(child))
-	return n.NewInode(ctx, &node{t: child}, gofuse.StableAttr{Mode: a.Mode & tree.ModeType, Ino: a.Ino}), 0
+	return n.newChild(ctx, child, out)
 }
 
 func (n *node) Readdir(ctx context.Context) (gofuse.DirStream, syscall.Errno) {
@@ -119,12 +157,30 @@ func (n *node) Getattr(ctx context.Context, f gofuse.FileHandle, out *fuse.AttrO
 	return 0
 }
 
-// handle is an open file.
+// handle is an open file; h is a tree.WriteHandle if it was opened for
+// writing.
 type handle struct{ h tree.Handle }
 
+// writeFlags are the open flags that make an open one for writing.
+const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND
+
+func openFlags(flags uint32) tree.OpenFlags {
+	return tree.OpenFlags{Truncate: flags&syscall.O_TRUNC != 0, Append: flags&syscall.O_APPEND != 0}
+}
+
+// Open serves writable and generated files with direct I/O: the page
+// cache would serve stale content and sizes.
 func (n *node) Open(ctx context.Context, flags uint32) (gofuse.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+	if flags&writeFlags != 0 {
+		w, ok := n.t.(tree.WriteOpener)
+		if !ok {
+			return nil, 0, refused(n.t)
+		}
+		h, err := w.OpenWrite(ctx, openFlags(flags))
+		if err != nil {
+			return nil, 0, toErrno(err)
+		}
+		return &handle{h}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	f, ok := n.t.(tree.File)
 	if !ok {
@@ -138,10 +194,31 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofuse.FileHandle, uint3
 	if immutable(n.t) {
 		fl = fuse.FOPEN_KEEP_CACHE
 	}
-	if d, ok := n.t.(tree.Dynamic); ok && d.Dynamic() {
+	if d, ok := n.t.(tree.Dynamic); (ok && d.Dynamic()) || mutable(n.t) {
 		fl = fuse.FOPEN_DIRECT_IO
 	}
 	return &handle{h}, fl, 0
+}
+
+func writeHandle(f gofuse.FileHandle) (tree.WriteHandle, bool) {
+	h, ok := f.(*handle)
+	if !ok {
+		return nil, false
+	}
+	w, ok := h.h.(tree.WriteHandle)
+	return w, ok
+}
+
+func (n *node) Write(ctx context.Context, f gofuse.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	w, ok := writeHandle(f)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	k, err := w.WriteAt(ctx, data, off)
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	return uint32(k), 0
 }
 
 func (n *node) Read(ctx context.Context, f gofuse.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -163,10 +240,22 @@ func (n *node) Release(ctx context.Context, f gofuse.FileHandle) syscall.Errno {
 	return 0
 }
 
-// Flush answers ENOSYS on purpose: the kernel then stops sending FLUSH on
-// every close (nothing here is ever dirty), saving a round trip per file.
+// Flush is close(2): a handle that wrote plan.json defines the plan here,
+// and a refusal (EINVAL) is what close returns. It must never answer
+// ENOSYS, which would make the kernel stop sending FLUSH for the whole
+// mount.
 func (n *node) Flush(ctx context.Context, f gofuse.FileHandle) syscall.Errno {
-	return syscall.ENOSYS
+	if w, ok := writeHandle(f); ok {
+		return toErrno(w.Flush(ctx))
+	}
+	return 0
+}
+
+func (n *node) Fsync(ctx context.Context, f gofuse.FileHandle, flags uint32) syscall.Errno {
+	if w, ok := writeHandle(f); ok {
+		return toErrno(w.Fsync(ctx))
+	}
+	return 0 // nothing of ours is ever dirty but what write handles hold
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -251,50 +340,158 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// Access grants writing by mode under plans/ and refuses it elsewhere
+// (EROFS).
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	const wOK = 2
-	if mask&wOK != 0 {
+	if mask&wOK == 0 {
+		return 0
+	}
+	if !mutable(n.t) {
 		return syscall.EROFS
+	}
+	a, err := n.t.Attr(ctx)
+	if err != nil {
+		return toErrno(err)
+	}
+	if a.Mode&0o222 == 0 {
+		return syscall.EACCES
 	}
 	return 0
 }
 
-// Everything that would change the tree: read-only for now (pending
-// snapshots for replication and plans/ come with later issues).
+// Changes of the tree go to the node if it implements the operation's
+// interface of fs/tree; the others are refused.
 
 func (n *node) Setattr(ctx context.Context, f gofuse.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
+	s, ok := n.t.(tree.Setattrer)
+	if !ok {
+		return refused(n.t)
+	}
+	var a tree.SetAttr
+	if m, ok := in.GetMode(); ok {
+		a.Mode = &m
+	}
+	if uid, ok := in.GetUID(); ok {
+		a.UID = &uid
+	}
+	if gid, ok := in.GetGID(); ok {
+		a.GID = &gid
+	}
+	if size, ok := in.GetSize(); ok {
+		a.Size = &size
+	}
+	if t, ok := in.GetATime(); ok {
+		a.Atime = &t
+	}
+	if t, ok := in.GetMTime(); ok {
+		a.Mtime = &t
+	}
+	var th tree.Handle
+	if h, ok := f.(*handle); ok {
+		th = h.h
+	}
+	if err := s.Setattr(ctx, th, a); err != nil {
+		return toErrno(err)
+	}
+	attr, err := n.t.Attr(ctx)
+	if err != nil {
+		return toErrno(err)
+	}
+	fillAttr(attr, &out.Attr)
+	out.SetTimeout(timeout(n.t))
+	return 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofuse.Inode, gofuse.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EROFS
+	c, ok := n.t.(tree.Creator)
+	if !ok {
+		return nil, nil, 0, refused(n.t)
+	}
+	f, h, err := c.Create(ctx, name, mode&0o7777, openFlags(flags))
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	in, errno := n.newChild(ctx, f, out)
+	if errno != 0 {
+		h.Close()
+		return nil, nil, 0, errno
+	}
+	return in, &handle{h}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	m, ok := n.t.(tree.Mkdirer)
+	if !ok {
+		return nil, refused(n.t)
+	}
+	d, err := m.Mkdir(ctx, name, mode&0o7777)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, d, out)
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, refused(n.t)
 }
 
 func (n *node) Link(ctx context.Context, target gofuse.InodeEmbedder, name string, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, refused(n.t)
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, refused(n.t)
 }
 
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno  { return syscall.EROFS }
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	u, ok := n.t.(tree.Unlinker)
+	if !ok {
+		return refused(n.t)
+	}
+	return toErrno(u.Unlink(ctx, name))
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	r, ok := n.t.(tree.Rmdirer)
+	if !ok {
+		return refused(n.t)
+	}
+	return toErrno(r.Rmdir(ctx, name))
+}
+
+// renameNoreplace is RENAME_NOREPLACE of renameat2(2); RENAME_EXCHANGE
+// and RENAME_WHITEOUT are not supported (EINVAL, as the kernel answers
+// for filesystems without them).
+const renameNoreplace = 1
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofuse.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EROFS
+	r, ok := n.t.(tree.Renamer)
+	if !ok {
+		return refused(n.t)
+	}
+	if flags&^renameNoreplace != 0 {
+		return syscall.EINVAL
+	}
+	to, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	return toErrno(r.Rename(ctx, name, to.t, newName, flags&renameNoreplace != 0))
 }
 
+// Setxattr and Removexattr: snapshots are read-only; plans/ has no
+// extended attributes (ENOTSUP, which cp -a and editors tolerate).
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if mutable(n.t) {
+		return syscall.ENOTSUP
+	}
 	return syscall.EROFS
 }
 
-func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EROFS }
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if mutable(n.t) {
+		return syscall.ENOTSUP
+	}
+	return syscall.EROFS
+}

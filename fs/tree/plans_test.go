@@ -231,14 +231,9 @@ func TestReadControlFiles(t *testing.T) {
 
 func TestWriteDefines(t *testing.T) {
 	root, p := newPlansRoot(t)
-	// echo > plan.json: open, truncate through the handle, a flush
-	// before the write (the shell's dup and close), write, flush.
-	h := openWrite(t, root, "plans/home/plan.json", tree.OpenFlags{})
-	f := lookup(t, root, "plans/home/plan.json").(tree.Setattrer)
-	zero := uint64(0)
-	if err := f.Setattr(ctx, h, tree.SetAttr{Size: &zero}); err != nil {
-		t.Fatal(err)
-	}
+	// echo > plan.json: open with O_TRUNC, a flush before the write
+	// (the shell's dup and close), write, flush.
+	h := openWrite(t, root, "plans/home/plan.json", tree.OpenFlags{Truncate: true})
 	if err := h.Flush(ctx); err != nil {
 		t.Fatalf("flush before writing: %v", err)
 	}
@@ -314,8 +309,17 @@ func TestInvalidWriteRefused(t *testing.T) {
 	if !strings.Contains(read(t, root, "plans/home/status"), "line 1, column") {
 		t.Fatalf("status does not name the error: %s", read(t, root, "plans/home/status"))
 	}
-	// Truncate by path (truncate -s 0): a write of its own, refused.
+	// ftruncate counts as a write: truncate -s 0 fails at close.
 	zero := uint64(0)
+	h = openWrite(t, root, "plans/home/plan.json", tree.OpenFlags{})
+	if err := lookup(t, root, "plans/home/plan.json").(tree.Setattrer).Setattr(ctx, h, tree.SetAttr{Size: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); !errors.Is(err, plan.ErrInvalid) {
+		t.Fatalf("flush after ftruncate: %v", err)
+	}
+	h.Close()
+	// Truncate by path: a write of its own, refused.
 	if err := lookup(t, root, "plans/home/plan.json").(tree.Setattrer).Setattr(ctx, nil, tree.SetAttr{Size: &zero}); !errors.Is(err, plan.ErrInvalid) {
 		t.Fatalf("truncate by path: %v", err)
 	}

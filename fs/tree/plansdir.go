@@ -432,7 +432,7 @@ func (f *planFile) Open(ctx context.Context) (Handle, error) {
 func (f *planFile) OpenWrite(ctx context.Context, flags OpenFlags) (WriteHandle, error) {
 	h := &planHandle{d: f.d, st: f.d.state(), append: flags.Append}
 	if flags.Truncate {
-		if err := h.truncate(0); err != nil {
+		if err := h.truncate(0, false); err != nil {
 			return nil, err
 		}
 	}
@@ -452,10 +452,10 @@ func (f *planFile) Setattr(ctx context.Context, h Handle, a SetAttr) error {
 		return err
 	}
 	if ph, ok := h.(*planHandle); ok {
-		return ph.truncate(int64(*size))
+		return ph.truncate(int64(*size), true)
 	}
 	ph := &planHandle{d: f.d, st: f.d.state()}
-	if err := ph.truncate(int64(*size)); err != nil {
+	if err := ph.truncate(int64(*size), true); err != nil {
 		return err
 	}
 	return ph.commit(ctx)
@@ -467,12 +467,13 @@ type planHandle struct {
 	st     *planState
 	append bool
 
-	// Guarded by st.mu. A flush commits only after a write: shells
-	// open with O_TRUNC, dup the descriptor and close the original
-	// (a flush) before they write, and committing the empty file then
-	// would refuse it and lose the write that follows.
-	wrote bool // written since the last commit
-	dirty bool // written or truncated since the last commit
+	// Guarded by st.mu. A flush commits only after a write or an
+	// ftruncate, not after the O_TRUNC of the open alone: shells open
+	// with O_TRUNC, dup the descriptor and close the original (a flush)
+	// before they write, and committing the empty file then would
+	// refuse it and lose the write that follows.
+	wrote bool // written or ftruncated since the last commit
+	dirty bool // wrote, or truncated by the open, since the last commit
 }
 
 func (h *planHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
@@ -505,7 +506,9 @@ func (h *planHandle) WriteAt(ctx context.Context, p []byte, off int64) (int, err
 	return len(p), nil
 }
 
-func (h *planHandle) truncate(size int64) error {
+// truncate resizes the draft: explicitly (ftruncate, truncate by path),
+// or as the O_TRUNC of the open.
+func (h *planHandle) truncate(size int64, explicit bool) error {
 	if size < 0 || size > MaxEditSize {
 		return ErrTooLarge
 	}
@@ -513,6 +516,7 @@ func (h *planHandle) truncate(size int64) error {
 		h.st.mu.Lock()
 		h.st.draft, h.st.drafting = h.st.draft[:0], true
 		h.dirty = true
+		h.wrote = h.wrote || explicit
 		h.st.mu.Unlock()
 		return nil
 	}
@@ -523,6 +527,7 @@ func (h *planHandle) truncate(size int64) error {
 			*draft = append(*draft, make([]byte, size-int64(len(*draft)))...)
 		}
 		h.dirty = true
+		h.wrote = h.wrote || explicit
 		return nil
 	})
 }

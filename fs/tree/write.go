@@ -20,8 +20,8 @@ type Mutable interface {
 
 // OpenFlags say how a file is opened for writing.
 type OpenFlags struct {
-	// Truncate: O_TRUNC. The kernel usually truncates with a Setattr
-	// through the new handle instead.
+	// Truncate: O_TRUNC. The truncation of the open itself, which
+	// shells do long before they write.
 	Truncate bool
 	// Append: O_APPEND. Every write goes to the end, whatever offset
 	// the kernel passes.
