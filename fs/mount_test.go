@@ -317,10 +317,15 @@ func TestPlansThroughMount(t *testing.T) {
 		if _, err := sh(t, plans, "test -e work"); err == nil {
 			t.Fatal("work still exists")
 		}
-		// Made again behind the mount's back, it shows at once.
+		// Made behind the mount's back, it shows at once: the failed
+		// lookup before left no negative entry in the kernel.
+		if _, err := sh(t, plans, "test -e later"); err == nil {
+			t.Fatal("later exists before it was made")
+		}
 		if err := p.Create("later"); err != nil {
 			t.Fatal(err)
 		}
+		mustSh(t, plans, "test -d later && cat later/plan.json > /dev/null")
 		if got := mustSh(t, plans, "ls"); got != "home\nlater\n" {
 			t.Fatalf("ls plans: %q", got)
 		}

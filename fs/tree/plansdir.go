@@ -62,7 +62,6 @@ func newPlansDir(p Plans, uid, gid uint32, start time.Time) *plansDir {
 }
 
 func (d *plansDir) Mutable() bool { return d.p != nil }
-func (d *plansDir) Dynamic() bool { return true }
 
 func (d *plansDir) names() []string {
 	if d.p == nil {
@@ -168,6 +167,9 @@ func (d *plansDir) Rmdir(ctx context.Context, name string) error {
 }
 
 func (d *plansDir) Setattr(ctx context.Context, h Handle, a SetAttr) error {
+	if d.p == nil {
+		return ErrReadOnly
+	}
 	cur, _ := d.Attr(ctx)
 	return fixedAttrs(a, cur)
 }
@@ -195,7 +197,6 @@ type planDir struct {
 }
 
 func (d *planDir) Mutable() bool     { return true }
-func (d *planDir) Dynamic() bool     { return true }
 func (d *planDir) state() *planState { return d.root.state(d.name) }
 func (d *planDir) plans() Plans      { return d.root.p }
 func (d *planDir) modified() time.Time {
