@@ -73,4 +73,10 @@
 // longer fits. Chunks are returned as slices of that buffer, so a Chunker is
 // meant to be reused (Reset) by one goroutine; a Table is read-only and
 // shared by all of a repository's chunkers.
+//
+// A Multi splits one stream for several tables at once (a backup into
+// repositories of different seeds reads each source byte once): all its
+// splitters cut in one buffer of the largest Max plus a block, each finding
+// the boundaries a Chunker with its table finds, and the buffer is refilled
+// only when none of them can cut another chunk from it.
 package chunker
