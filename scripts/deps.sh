@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh installs what cairn's tests and benchmarks need from outside Go:
 # Debian packages (FUSE, rsync, restic for comparisons, xattr/ACL tools,
-# GNU time, hyperfine) and, when asked with the argument "minio", a MinIO
-# server binary for the S3 backend tests.
+# GNU time, hyperfine, and nano and vim, which the plans/ tests drive)
+# and, when asked with the argument "minio", a MinIO server binary for the
+# S3 backend tests.
 #
 # It is idempotent and quick when everything is present: it only runs
 # apt-get (update + install) for packages that are missing. It needs no
@@ -14,7 +15,7 @@ set -euo pipefail
 # Debian packages. Presence is checked with dpkg (fast, no network), not with
 # command -v, because some packages matter for more than one command (fuse3
 # ships fusermount3 and the kernel helper setup, attr and acl several tools).
-PACKAGES=(fuse3 rsync restic attr acl time hyperfine)
+PACKAGES=(fuse3 rsync restic attr acl time hyperfine nano vim)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 

@@ -21,14 +21,28 @@ func backupCmd(g *globalFlags) *cobra.Command {
 		noPar  bool
 		oneFS  bool
 		parent string
+		pl     string
+		config string
 	)
 	cmd := &cobra.Command{
-		Use:   "backup PATH...",
-		Short: "Back up paths into the repository as one snapshot",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "backup (PATH... | --plan NAME)",
+		Short: "Back up paths into the repository as one snapshot, or run a plan",
+		Long: `Back up the paths given into the --repo repository as one snapshot,
+or with --plan NAME run a plan of the configuration file: its sources are
+read once and saved into each of its repositories, each getting its own
+snapshot, then its retention policy and hooks run.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := newOutput(g)
+			if pl != "" {
+				if len(args) > 0 || len(g.repos) > 0 {
+					return errors.New("--plan takes no paths and no --repo: the plan names its sources and repositories")
+				}
+				return runPlan(ctx, g, out, config, pl)
+			}
+			if len(args) == 0 {
+				return errors.New("nothing to back up: give paths, or --plan NAME")
+			}
 			r, err := openIndexed(ctx, g)
 			if err != nil {
 				return err
@@ -112,6 +126,8 @@ func backupCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&noPar, "force", false, "read every file, ignoring the parent snapshot")
 	f.StringVar(&parent, "parent", "", "parent snapshot (default: the latest of this host with the same paths)")
 	f.BoolVarP(&oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.StringVar(&pl, "plan", "", "run this plan of the configuration file")
+	f.StringVar(&config, "config", "", "configuration file (default $CAIRN_CONFIG, else ~/.config/cairn/config.json)")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/cache"
 	"github.com/cairn-backup/cairn/fs"
 	"github.com/cairn-backup/cairn/fs/tree"
+	"github.com/cairn-backup/cairn/plan"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -30,13 +32,17 @@ func mountCmd(g *globalFlags) *cobra.Command {
 		allowOther bool
 		background bool
 		debug      bool
+		configFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "mount DIR",
 		Short: "Mount the repositories as a filesystem at DIR (until unmounted)",
-		Long: `Mount every --repo at DIR/repos/<name>/, named after the last element of
-its path. Runs in the foreground until unmounted (umount DIR, or Ctrl-C);
-with --background it returns once the mount is ready.`,
+		Long: `Mount the repositories and plans of the configuration file, and every
+--repo, at DIR: repositories at DIR/repos/<name>/ (a --repo path is named
+after its last element), plans at DIR/plans/<name>/. The mount process
+runs the plans by their schedules. Runs in the foreground until unmounted
+(umount DIR, or Ctrl-C); with --background it returns once the mount is
+ready.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -51,7 +57,7 @@ with --background it returns once the mount is ready.`,
 			if background {
 				return startBackground(dir)
 			}
-			err = runMount(ctx, g, dir, size, fs.Options{AllowOther: allowOther, Debug: debug})
+			err = runMount(ctx, g, dir, configFile, size, fs.Options{AllowOther: allowOther, Debug: debug})
 			if err != nil {
 				tellParent("error: " + err.Error())
 			}
@@ -59,6 +65,7 @@ with --background it returns once the mount is ready.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "configuration file of repositories and plans (default $CAIRN_CONFIG, else ~/.config/cairn/config.json)")
 	f.StringVar(&cacheSize, "cache-size", "512MiB", "size of the chunk cache shared by all repositories")
 	f.BoolVar(&allowOther, "allow-other", false, "let other users in (the kernel checks the recorded modes)")
 	f.BoolVar(&background, "background", false, "return once the mount is ready, leaving it running")
@@ -67,10 +74,7 @@ with --background it returns once the mount is ready.`,
 	return cmd
 }
 
-func runMount(ctx context.Context, g *globalFlags, dir string, cacheSize int64, opts fs.Options) error {
-	if len(g.repos) == 0 {
-		return errors.New("no repository given: use --repo PATH (repeatable)")
-	}
+func runMount(ctx context.Context, g *globalFlags, dir, configFile string, cacheSize int64, opts fs.Options) error {
 	if fi, err := os.Stat(dir); err != nil {
 		return err
 	} else if !fi.IsDir() {
@@ -81,47 +85,110 @@ func runMount(ctx context.Context, g *globalFlags, dir string, cacheSize int64, 
 	} else if mounted {
 		return fmt.Errorf("%s is already a mount point: unmount it first (umount %s)", dir, dir)
 	}
+	// The configuration file: --config, $CAIRN_CONFIG or the default
+	// path. Without --repo the mount shows its repositories and plans;
+	// the default file need not exist when --repo is given.
+	cfgPath, err := configPath(configFile)
+	if err != nil {
+		return err
+	}
+	var cfg *plan.Config
+	if _, serr := os.Stat(cfgPath); serr == nil || configFile != "" || len(g.repos) == 0 {
+		if cfg, err = plan.Load(cfgPath); err != nil {
+			return err
+		}
+	}
+	if len(g.repos) == 0 && (cfg == nil || len(cfg.Repos) == 0 && len(cfg.Plans) == 0) {
+		return fmt.Errorf("no repository given: use --repo PATH (repeatable), or define repositories in %s", cfgPath)
+	}
 	softMemoryLimit(cacheSize + 256<<20)
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	chunks := cache.New[repo.ID](cacheSize)
-	var repos []*tree.Repo
-	names := map[string]bool{}
+	shared := newSharedRepos(g)
+	defer shared.close(context.WithoutCancel(ctx))
+
+	// Configured repositories first, by name; then each --repo, named
+	// after the last element of its path.
+	var targets []repoTarget
+	configured := 0
+	if cfg != nil {
+		for _, name := range sortedNames(cfg.Repos) {
+			def := cfg.Repos[name]
+			targets = append(targets, repoTarget{name: name, url: def.URL, def: &def})
+			configured++
+		}
+	}
 	for _, url := range g.repos {
-		name := filepath.Base(strings.TrimRight(url, "/"))
-		if names[name] {
-			return fmt.Errorf("two repositories named %q: mount them at different times, or rename a directory", name)
+		t := resolveRepo(cfg, url)
+		if t.def == nil {
+			t.name = filepath.Base(strings.TrimRight(url, "/"))
 		}
-		names[name] = true
-		r, err := openRepoURL(ctx, g, url)
+		targets = append(targets, t)
+	}
+	var repos []*tree.Repo
+	byName := map[string]*tree.Repo{}
+	for i, t := range targets {
+		if _, dup := byName[t.name]; dup {
+			if t.def != nil && i >= configured {
+				continue // --repo NAME of a configured repository: shown already
+			}
+			return fmt.Errorf("two repositories named %q: mount them at different times, or rename a directory", t.name)
+		}
+		o, err := openLocked(ctx, g, t)
 		if err != nil {
+			if i < configured {
+				// An unreachable configured repository must not keep
+				// the others from being mounted; plan runs retry it.
+				fmt.Fprintf(os.Stderr, "cairn: warning: repository %s not mounted: %v\n", t.name, err)
+				continue
+			}
 			return err
 		}
-		defer r.Backend().Close()
-		if err := r.LoadIndex(ctx); err != nil {
-			return err
-		}
-		// Reads need no exclusion, but a shared lock keeps prune away
-		// from data the mount is serving.
-		lock, err := r.Lock(ctx, false, repo.LockOptions{})
-		if err != nil {
-			return err
-		}
-		defer lock.Unlock(context.WithoutCancel(ctx))
-		rp := tree.NewRepo(bg, name, r, chunks)
+		shared.add(t.name, o.r, o.lock)
+		rp := tree.NewRepo(bg, t.name, o.r, chunks)
 		if _, err := rp.Snapshots(ctx); err != nil {
 			return err
 		}
+		byName[t.name] = rp
 		repos = append(repos, rp)
 	}
 
-	server, err := fs.Mount(dir, tree.NewRoot(repos), opts)
+	var plans tree.Plans
+	var mgr *plan.Manager
+	var mounted *fs.Mounted
+	if cfg != nil {
+		popts := planOptions()
+		popts.SkipPaths = []string{dir}
+		popts.OnSnapshot = func(name string) {
+			if rp := byName[name]; rp != nil {
+				rp.Invalidate()
+				rp.Snapshots(bg) // reloads now: latest moves, its cached target is dropped
+			}
+		}
+		popts.OnEvent = func(planName string, ev plan.Event) {
+			if ev.Event == "done" || ev.Event == "repo_error" || ev.Event == "skipped" {
+				fmt.Fprintf(os.Stderr, "cairn: plan %s: %s %s%s\n", planName, ev.Event, ev.Repo, suffix(ev.Message, ev.Error))
+			}
+		}
+		mgr, err = plan.NewManager(bg, cfgPath, shared, popts)
+		if err != nil {
+			return err
+		}
+		plans = mgr
+	}
+
+	server, err := fs.Mount(dir, tree.NewRoot(repos, plans), opts)
 	if err != nil {
 		return err
 	}
+	mounted = server
 	for _, rp := range repos {
-		rp.OnChange(func() { server.InvalidateLatest(rp.Name()) })
+		rp.OnChange(func() { mounted.InvalidateLatest(rp.Name()) })
+	}
+	if mgr != nil {
+		go mgr.Schedule(bg)
 	}
 	fmt.Fprintf(os.Stderr, "cairn: mounted at %s\n", dir)
 	tellParent("ok")
@@ -131,7 +198,34 @@ func runMount(ctx context.Context, g *globalFlags, dir string, cacheSize int64, 
 		server.Unmount()
 	}()
 	server.Wait()
+	if mgr != nil {
+		stop() // runs going on stop early; their snapshots are not saved
+		mgr.Wait()
+	}
 	return nil
+}
+
+// suffix joins a message and an error for a log line.
+func suffix(msg, errText string) string {
+	switch {
+	case errText != "" && msg != "":
+		return ": " + msg + ": " + errText
+	case errText != "":
+		return ": " + errText
+	case msg != "":
+		return ": " + msg
+	}
+	return ""
+}
+
+// sortedNames lists a map's keys in order.
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // isMountPoint reports whether dir is listed in /proc/self/mountinfo.

@@ -288,3 +288,14 @@ func (l *latestLink) Readlink(ctx context.Context) (string, error) {
 	}
 	return s.Label, nil
 }
+
+// Invalidate makes the next access to snapshots/ reload the list. The
+// mount calls it when a plan run of its own saved or forgot snapshots, so
+// that they show at once rather than after RefreshAfter.
+func (rp *Repo) Invalidate() {
+	rp.mu.Lock()
+	if !rp.loadedAt.IsZero() {
+		rp.loadedAt = time.Unix(1, 0) // long ago, but not "never loaded"
+	}
+	rp.mu.Unlock()
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/cairn-backup/cairn/plan"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// openedRepo is a repository opened for plan runs, with the shared lock
+// that every backup, forget and read of this process works under.
+type openedRepo struct {
+	r    *repo.Repository
+	lock *repo.Lock
+}
+
+// sharedRepos gives plan runs their repositories: each is opened (index
+// loaded, shared lock taken) on first use and then kept, so that plans
+// sharing a repository share one lock and one uploader (DESIGN.md §7).
+// The mount seeds it with the repositories it shows.
+type sharedRepos struct {
+	g *globalFlags
+
+	mu     sync.Mutex // guards the fields below; held while opening, so one opener per process
+	opened map[string]*openedRepo
+}
+
+func newSharedRepos(g *globalFlags) *sharedRepos {
+	return &sharedRepos{g: g, opened: map[string]*openedRepo{}}
+}
+
+// add records a repository opened elsewhere (by the mount).
+func (s *sharedRepos) add(name string, r *repo.Repository, lock *repo.Lock) {
+	s.mu.Lock()
+	s.opened[name] = &openedRepo{r: r, lock: lock}
+	s.mu.Unlock()
+}
+
+// Acquire implements plan.Repos.
+func (s *sharedRepos) Acquire(ctx context.Context, name string, def plan.RepoDef) (*repo.Repository, context.Context, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.opened[name]; ok {
+		if err := context.Cause(o.lock.Context()); err != nil {
+			return nil, nil, nil, fmt.Errorf("repository %s: %w", name, err)
+		}
+		return o.r, o.lock.Context(), func() {}, nil
+	}
+	o, err := openLocked(ctx, s.g, repoTarget{name: name, url: def.URL, def: &def})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.opened[name] = o
+	return o.r, o.lock.Context(), func() {}, nil
+}
+
+// close releases every lock and backend.
+func (s *sharedRepos) close(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, o := range s.opened {
+		o.lock.Unlock(ctx)
+		o.r.Backend().Close()
+		delete(s.opened, name)
+	}
+}
+
+// openLocked opens a target with its index loaded and a shared lock.
+func openLocked(ctx context.Context, g *globalFlags, t repoTarget) (*openedRepo, error) {
+	r, err := openTarget(ctx, g, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		r.Backend().Close()
+		return nil, fmt.Errorf("repository %s: %w", t.name, err)
+	}
+	lock, err := r.Lock(context.WithoutCancel(ctx), false, repo.LockOptions{})
+	if err != nil {
+		r.Backend().Close()
+		return nil, fmt.Errorf("repository %s: %w", t.name, err)
+	}
+	return &openedRepo{r: r, lock: lock}, nil
+}
+
+// mountPlanOptions are the Manager options of a process.
+func planOptions() plan.ManagerOptions {
+	host, _ := os.Hostname()
+	return plan.ManagerOptions{Host: host, Program: "cairn " + version}
+}
+
+// runPlan runs a plan once from the command line (cairn backup --plan):
+// progress on a terminal's stderr or as JSON lines under --json, the
+// events of the run as warnings and notes, a summary per repository.
+// It exits 1 if any repository failed, 3 if some file was unreadable.
+func runPlan(ctx context.Context, g *globalFlags, out *output, configFile, name string) error {
+	path, err := configPath(configFile)
+	if err != nil {
+		return err
+	}
+	shared := newSharedRepos(g)
+	defer shared.close(context.WithoutCancel(ctx))
+	opts := planOptions()
+	opts.OnEvent = func(_ string, ev plan.Event) {
+		switch ev.Event {
+		case "file_error":
+			out.warn(ev.Path, errors.New(ev.Error))
+		case "repo_error":
+			out.warn(ev.Repo, errors.New(ev.Error))
+		case "hook_output":
+			out.info("%s hook: %s\n", ev.Hook, ev.Message)
+		case "hook":
+			if ev.Error != "" {
+				out.warn(ev.Hook+" hook", errors.New(ev.Error))
+			}
+		case "forget":
+			out.info("%s: forgot %s (%s)\n", ev.Repo, ev.Snapshot, ev.Message)
+		}
+	}
+	opts.OnProgress = func(_ string, p plan.Progress) {
+		total := int64(-1)
+		if p.TotalBytes > 0 {
+			total = int64(p.TotalBytes)
+		}
+		out.progress("backup", int64(p.Bytes), total, map[string]any{
+			"type": "progress", "plan": name, "files": p.Files, "dirs": p.Dirs, "bytes": p.Bytes,
+			"new_bytes": p.NewBytes, "errors": p.Errors,
+		})
+	}
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m, err := plan.NewManager(bg, path, shared, opts)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.Config().Plans[name]; !ok {
+		return fmt.Errorf("plan %q is not defined in %s", name, path)
+	}
+	res, err := m.RunWait(ctx, name)
+	out.done()
+	if err != nil {
+		return err
+	}
+	for _, r := range res.Repos {
+		if out.json {
+			out.emit(map[string]any{
+				"type": "summary", "plan": name, "repo": r.Repo, "ok": r.OK, "snapshot": r.Snapshot,
+				"label": r.Label, "error": r.Error, "files": r.Files, "bytes": r.Bytes,
+				"new_bytes": r.NewBytes, "unchanged": r.Unchanged, "unreadable": r.Unreadable,
+				"forgotten": r.Forgotten, "duration": r.Duration,
+			})
+			continue
+		}
+		if !r.OK {
+			out.printf("%s: failed: %s\n", r.Repo, r.Error)
+			continue
+		}
+		out.printf("%s: snapshot %s saved as %s\n", r.Repo, r.Snapshot[:8], r.Label)
+		out.printf("  %d files, %s; %d unchanged; %s new data; %.1fs\n",
+			r.Files, humanBytes(r.Bytes), r.Unchanged, humanBytes(r.NewBytes), r.Duration)
+		if r.Forgotten > 0 {
+			out.printf("  retention forgot %d snapshots\n", r.Forgotten)
+		}
+		if r.Error != "" {
+			out.printf("  %s\n", r.Error)
+		}
+	}
+	switch res.Result {
+	case plan.ResultSuccess:
+		return nil
+	case plan.ResultFailed:
+		return fmt.Errorf("plan %s failed: %s", name, res.Error)
+	}
+	for _, r := range res.Repos {
+		if !r.OK || r.Error != "" {
+			return fmt.Errorf("plan %s: %s failed", name, r.Repo)
+		}
+	}
+	return errPartial
+}
