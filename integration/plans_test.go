@@ -32,7 +32,11 @@ func writeConfig(t *testing.T, repos []planRepo, plans map[string]any, extraRepo
 	for k, v := range extraRepos {
 		rs[k] = v
 	}
-	b, err := json.MarshalIndent(map[string]any{"repos": rs, "plans": plans}, "", "  ")
+	doc := map[string]any{"repos": rs}
+	if plans != nil {
+		doc["plans"] = plans
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}

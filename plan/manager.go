@@ -72,9 +72,9 @@ type Manager struct {
 
 	mu     sync.Mutex // guards the fields below
 	cfg    *Config
-	stamp  fileStamp           // of the configuration file as last read
-	loadE  error               // the last failure to re-read it
-	drafts map[string]bool     // plans made by Create, not yet defined
+	stamp  fileStamp       // of the configuration file as last read
+	loadE  error           // the last failure to re-read it
+	drafts map[string]bool // plans made by Create, not yet defined
 	states map[string]*planState
 }
 
