@@ -13,7 +13,7 @@ BIN := bin/cairn
 # demo/src is a copy of the tree). testdata/ holds golden inputs at any depth.
 PRUNE := -path ./.git -o -path ./bin -o -path ./bench -o -path ./demo -o -path ./mnt -o -name testdata
 
-.PHONY: build test fmt-check vet bench bench-mount bench-s3 run clean
+.PHONY: build test fmt-check vet bench bench-plan bench-mount bench-s3 run clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -43,6 +43,7 @@ bench: build
 	mkdir -p bench
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench/go.txt
 	bash scripts/bench.sh
+	bash scripts/bench-plan.sh
 	bash scripts/bench-mount.sh
 	bash scripts/bench-s3.sh
 
@@ -51,6 +52,13 @@ bench: build
 bench-mount: build
 	mkdir -p bench
 	bash scripts/bench-mount.sh
+
+# bench-plan compares a plan over one repository with the same plan over
+# two (same and different chunker seeds): time and bytes read; bench runs it
+# too.
+bench-plan: build
+	mkdir -p bench
+	bash scripts/bench-plan.sh
 
 # bench-s3 compares cairn with restic on S3 storage (a MinIO server it starts
 # on loopback; deps.sh minio builds it when missing): times, S3 requests per

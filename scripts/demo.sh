@@ -2,8 +2,9 @@
 # demo.sh shows cairn on its own source tree (run it with `make run`):
 #
 #   demo/password  the repository password (random, created once)
-#   demo/demo      a local repository (created once); a mount names each
-#                  repository after its directory, so it shows as repos/demo
+#   demo/demo      a local repository (created once), repos/demo in the mount
+#   demo/config.json  the configuration (created once): repository demo and
+#                  plan src, which backs up demo/src into it
 #   demo/src       a fresh copy of the project's files (those git tracks or
 #                  would track), backed up on every run
 #   mnt            where the demo ends: the repository mounted in the
@@ -64,9 +65,20 @@ if [[ ! -e $REPO/config ]]; then
 	"$CAIRN" init --repo "$REPO"
 fi
 
-step "cairn backup --repo $REPO --tag demo $SRC"
+CONFIG=$ROOT/$DEMO/config.json
+if [[ ! -e $CONFIG ]]; then
+	cat >"$CONFIG" <<-EOF
+	{
+	  "repos": {"demo": {"url": "$ROOT/$REPO", "password_file": "$ROOT/$DEMO/password"}},
+	  "plans": {"src": {"sources": ["$SRC"], "repos": ["demo"], "tags": ["demo"], "retention": {"keep_last": 20}}}
+	}
+	EOF
+	echo "demo: wrote $CONFIG (repository demo, plan src)"
+fi
+
+step "cairn backup --plan src --config $CONFIG"
 rc=0
-"$CAIRN" backup --repo "$REPO" --tag demo "$SRC" || rc=$?
+"$CAIRN" backup --plan src --config "$CONFIG" || rc=$?
 case $rc in
 0) ;;
 3) echo "demo: backup finished, but some files were unreadable (see above)" >&2 ;;
@@ -128,7 +140,16 @@ says "cairn: mounted at ...", try in another terminal:
   diff -r $DEMO/src /tmp/restored && echo identical
   getfattr -n user.cairn.snapshot --only-values $snaps/latest; echo
 
-  # a new backup appears in snapshots/ within seconds, without a remount
+  # run the plan through the mount: a new snapshot appears at once
+  cat $MNT/plans/src/plan.json
+  echo > $MNT/plans/src/run; sleep 2; cat $MNT/plans/src/status
+  ls $snaps
+
+  # define a plan of your own with any editor (an invalid one is refused)
+  mkdir $MNT/plans/mine
+  echo '{"sources": ["$SRC/docs"], "repos": ["demo"]}' > $MNT/plans/mine/plan.json
+
+  # a backup from elsewhere appears in snapshots/ within seconds too
   export CAIRN_PASSWORD_FILE=$ROOT/$DEMO/password
   $CAIRN backup --repo $REPO $SRC
 
@@ -139,5 +160,5 @@ says "cairn: mounted at ...", try in another terminal:
 Stop it with Ctrl-C here, or with: umount $MNT (fusermount3 -u $MNT when not root).
 EOF
 
-step "cairn mount $MNT --repo $REPO"
-exec "$CAIRN" mount "$MNT" --repo "$REPO"
+step "cairn mount $MNT --config $CONFIG"
+exec "$CAIRN" mount "$MNT" --config "$CONFIG"
