@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -67,5 +68,30 @@ func TestFlushSinceReportsFailuresToEveryCaller(t *testing.T) {
 	got, err := r.LoadBlob(ctx, repo.DataBlob, id)
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("load: %v", err)
+	}
+}
+
+// One encoding serves two repositories: each stores and reads the blob.
+func TestSaveEncodedIntoTwoRepositories(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newRepo(t)
+	b, _ := newRepo(t)
+	data := bytes.Repeat([]byte("compressible "), 10000)
+	id := repo.Hash(data)
+	enc := a.EncodeBlob(data)
+	for _, r := range []*repo.Repository{a, b} {
+		if known, err := r.SaveEncoded(ctx, repo.DataBlob, id, enc); err != nil || known {
+			t.Fatalf("save: known %v, err %v", known, err)
+		}
+		if known, err := r.SaveEncoded(ctx, repo.DataBlob, id, enc); err != nil || !known {
+			t.Fatalf("second save: known %v, err %v", known, err)
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.LoadBlob(ctx, repo.DataBlob, id)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("load: %v", err)
+		}
 	}
 }

@@ -273,24 +273,78 @@ func PackHandle(id ID) backend.Handle { return packHandle(id) }
 // already; known reports that case. id must be Hash(plain); callers have it
 // already because they deduplicate before compressing.
 func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []byte) (known bool, err error) {
-	if r.idx.Has(id) {
-		return true, nil
+	if !r.reserve(id) {
+		return r.reserveErr(id)
 	}
-	r.mu.Lock()
-	if r.saveErr != nil {
-		err := r.saveErr
-		r.mu.Unlock()
-		return false, err
-	}
-	if _, ok := r.pending[id]; ok {
-		r.mu.Unlock()
-		return true, nil
-	}
-	r.pending[id] = struct{}{}
-	r.mu.Unlock()
-
 	sp := scratchPool.Get().(*[]byte)
 	inner := r.innerBlob(plain, *sp)
+	err = r.addBlob(ctx, t, id, inner, len(plain))
+	*sp = inner[:0]
+	scratchPool.Put(sp)
+	return false, err
+}
+
+// EncodedBlob is a blob compressed as repositories of one compression
+// setting store it, before sealing: a backup into several repositories
+// compresses each chunk once and seals it for each (EncodeBlob,
+// SaveEncoded). It is immutable once made.
+type EncodedBlob struct {
+	compression string
+	inner       []byte
+	raw         int
+}
+
+// EncodeBlob compresses plain as r stores it, for SaveEncoded into r or
+// any repository with the same Settings().Compression.
+func (r *Repository) EncodeBlob(plain []byte) EncodedBlob {
+	return EncodedBlob{compression: r.settings.Compression, inner: r.innerBlob(plain, nil), raw: len(plain)}
+}
+
+// SaveEncoded is SaveBlob for a blob made by EncodeBlob; id must be the
+// hash of its plaintext. A blob encoded for another compression setting
+// is an error.
+func (r *Repository) SaveEncoded(ctx context.Context, t BlobType, id ID, e EncodedBlob) (known bool, err error) {
+	if e.compression != r.settings.Compression {
+		return false, fmt.Errorf("blob %v encoded for compression %q, the repository uses %q", id.Short(), e.compression, r.settings.Compression)
+	}
+	if !r.reserve(id) {
+		return r.reserveErr(id)
+	}
+	return false, r.addBlob(ctx, t, id, e.inner, e.raw)
+}
+
+// reserve claims id for a save; false if the repository has the blob,
+// indexed or pending, or saving has failed (see reserveErr).
+func (r *Repository) reserve(id ID) bool {
+	if r.idx.Has(id) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.saveErr != nil {
+		return false
+	}
+	if _, ok := r.pending[id]; ok {
+		return false
+	}
+	r.pending[id] = struct{}{}
+	return true
+}
+
+// reserveErr is what a save whose reserve failed returns: the sticky
+// upload failure if there is one, else "known".
+func (r *Repository) reserveErr(id ID) (known bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.saveErr != nil && !r.idx.Has(id) {
+		return false, r.saveErr
+	}
+	return true, nil
+}
+
+// addBlob seals inner (the encoding of a plaintext of raw bytes) into the
+// open pack of type t, handing full packs to the uploads.
+func (r *Repository) addBlob(ctx context.Context, t BlobType, id ID, inner []byte, raw int) error {
 	stored := len(inner) + Overhead
 
 	// Close the open pack first if this blob would take it past the
@@ -309,7 +363,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 	}
 	off := len(p.buf)
 	p.buf = r.data.seal(p.buf, inner, kindBlob)
-	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(off), Length: uint32(len(p.buf) - off), RawLength: uint32(len(plain))})
+	p.blobs = append(p.blobs, PackBlob{Type: t, ID: id, Offset: uint32(off), Length: uint32(len(p.buf) - off), RawLength: uint32(raw)})
 	var cacheTree []byte
 	if t == TreeBlob && r.treeDir != "" {
 		cacheTree = append([]byte(nil), p.buf[off:]...)
@@ -319,8 +373,6 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 		delete(r.open, t)
 	}
 	r.mu.Unlock()
-	*sp = inner[:0]
-	scratchPool.Put(sp)
 	if cacheTree != nil {
 		// The next backup reads this tree as its parent's: keep a copy
 		// (verified on use, so one of a pack that never lands is harmless).
@@ -329,10 +381,10 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, plain []by
 
 	for _, f := range full {
 		if err := r.startUpload(ctx, f); err != nil {
-			return false, err
+			return err
 		}
 	}
-	return false, nil
+	return nil
 }
 
 // newPack returns an empty pack with a buffer from the free list: data
