@@ -78,7 +78,7 @@ func TestSaveEncodedIntoTwoRepositories(t *testing.T) {
 	b, _ := newRepo(t)
 	data := bytes.Repeat([]byte("compressible "), 10000)
 	id := repo.Hash(data)
-	enc := a.EncodeBlob(data)
+	enc := a.EncodeBlob(data, nil)
 	for _, r := range []*repo.Repository{a, b} {
 		if known, err := r.SaveEncoded(ctx, repo.DataBlob, id, enc); err != nil || known {
 			t.Fatalf("save: known %v, err %v", known, err)

@@ -295,10 +295,19 @@ type EncodedBlob struct {
 }
 
 // EncodeBlob compresses plain as r stores it, for SaveEncoded into r or
-// any repository with the same Settings().Compression.
-func (r *Repository) EncodeBlob(plain []byte) EncodedBlob {
-	return EncodedBlob{compression: r.settings.Compression, inner: r.innerBlob(plain, nil), raw: len(plain)}
+// any repository with the same Settings().Compression. The blob is built
+// in scratch when it is large enough (nil allocates); SaveEncoded copies
+// it, so scratch may be reused once the saves have returned.
+func (r *Repository) EncodeBlob(plain, scratch []byte) EncodedBlob {
+	return EncodedBlob{compression: r.settings.Compression, inner: r.innerBlob(plain, scratch), raw: len(plain)}
 }
+
+// Bytes returns the encoded blob's buffer, for the caller to reuse as
+// the scratch of a later EncodeBlob once its saves have returned.
+func (e EncodedBlob) Bytes() []byte { return e.inner }
+
+// Compression returns the compression setting the blob was encoded for.
+func (e EncodedBlob) Compression() string { return e.compression }
 
 // SaveEncoded is SaveBlob for a blob made by EncodeBlob; id must be the
 // hash of its plaintext. A blob encoded for another compression setting

@@ -301,6 +301,7 @@ type archiver struct {
 	bufs      sync.Pool // *[]byte for streaming, the largest Max plus a read block
 	smallBufs sync.Pool // *[]byte of minChunk bytes, for regions that are one chunk
 	midBufs   sync.Pool // *[]byte of up to maxChunk bytes, for regions cut in memory
+	encBufs   sync.Pool // *[]byte, a chunk encoded once for several targets
 }
 
 // target is one Target during the run.
@@ -365,6 +366,7 @@ func newArchiver(ctx context.Context, stop context.CancelCauseFunc, targets []Ta
 	a.bufs.New = func() any { b := make([]byte, a.maxChunk+(1<<20)); return &b }
 	a.smallBufs.New = func() any { b := make([]byte, a.minChunk); return &b }
 	a.midBufs.New = func() any { return new([]byte) }
+	a.encBufs.New = func() any { return new([]byte) }
 	return a
 }
 

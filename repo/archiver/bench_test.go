@@ -61,3 +61,39 @@ func BenchmarkBackupOneRepo(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBackupTwoRepos backs the tree of BenchmarkBackupOneRepo up into
+// two in-memory repositories at once, sharing the chunker (same-seed: one
+// chunking and hashing, two compress-and-seal) or not (other-seed: two of
+// each); the source is read once either way. MB/s counts source bytes, so
+// the ratio to BenchmarkBackupOneRepo is the cost of the second repository.
+func BenchmarkBackupTwoRepos(b *testing.B) {
+	dir, size := benchSource(b)
+	for _, bc := range []struct {
+		name     string
+		sameSeed bool
+	}{{"same-seed", true}, {"other-seed", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				b.StopTimer()
+				r1 := benchRepo(b, nil)
+				var from *repo.Repository
+				if bc.sameSeed {
+					from = r1
+				}
+				r2 := benchRepo(b, from)
+				b.StartTimer()
+				res, err := BackupMany(context.Background(), []Target{{Repo: r1}, {Repo: r2}}, []string{dir}, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						b.Fatal(r.Err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -300,17 +300,36 @@ func (a *archiver) saveRegion(ctx context.Context, job *fileJob, groups []*seedG
 }
 
 // saveChunk hashes chunk once and saves it in every live target of group g
-// that needs the file, appending its id to content.
+// that needs the file, appending its id to content. When several targets
+// lack the blob it is compressed once per compression setting and sealed
+// for each.
 func (a *archiver) saveChunk(ctx context.Context, g *seedGroup, job *fileJob, chunk []byte, content *[]repo.ID) error {
 	if !a.anyReading(g, job) {
 		return nil // nobody left to record it
 	}
 	id := repo.Hash(chunk)
+	var lack [4]*target
+	save := lack[:0]
 	for _, t := range g.targets {
-		if job.reuse[t.idx] || t.failed.Load() || t.Repo.HasBlob(id) {
-			continue
+		if !job.reuse[t.idx] && !t.failed.Load() && !t.Repo.HasBlob(id) {
+			save = append(save, t)
 		}
-		known, err := t.Repo.SaveBlob(t.ctx, repo.DataBlob, id, chunk)
+	}
+	var encs []repo.EncodedBlob
+	defer func() {
+		for _, e := range encs {
+			b := e.Bytes()[:0]
+			a.encBufs.Put(&b)
+		}
+	}()
+	for _, t := range save {
+		var known bool
+		var err error
+		if len(save) == 1 {
+			known, err = t.Repo.SaveBlob(t.ctx, repo.DataBlob, id, chunk)
+		} else {
+			known, err = t.Repo.SaveEncoded(t.ctx, repo.DataBlob, id, a.encoded(&encs, t.Repo, chunk))
+		}
 		if err != nil {
 			if err := a.repoErr(ctx, t, err); err != nil {
 				return err
@@ -323,6 +342,21 @@ func (a *archiver) saveChunk(ctx context.Context, g *seedGroup, job *fileJob, ch
 	}
 	*content = append(*content, id)
 	return nil
+}
+
+// encoded returns chunk encoded for r's compression setting, encoding it
+// into a pooled buffer the first time a setting is asked for.
+func (a *archiver) encoded(encs *[]repo.EncodedBlob, r *repo.Repository, chunk []byte) repo.EncodedBlob {
+	c := r.Settings().Compression
+	for _, e := range *encs {
+		if e.Compression() == c {
+			return e
+		}
+	}
+	bp := a.encBufs.Get().(*[]byte)
+	e := r.EncodeBlob(chunk, *bp)
+	*encs = append(*encs, e)
+	return e
 }
 
 // anyReading reports whether a live target of g needs the file's content.
