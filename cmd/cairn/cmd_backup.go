@@ -47,8 +47,7 @@ snapshot, then its retention policy and hooks run.`,
 			if err != nil {
 				return err
 			}
-			// Parallel uploads to remote storage hold a pack each.
-			softMemoryLimit(backupMemory + int64(r.Uploads()-1)*int64(r.Settings().PackSize))
+			softMemoryLimit(backupMemory(r))
 			defer r.Backend().Close()
 
 			lock, err := r.Lock(ctx, false, repo.LockOptions{})
