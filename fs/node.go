@@ -193,14 +193,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofuse.FileHandle, uint3
 	// A handle opened for reading has nothing to flush: NOFLUSH spares
 	// every close(2) its FLUSH round trip (a cp -a of small files pays
 	// about one in six of its requests for it).
-	fl := uint32(fuse.FOPEN_NOFLUSH)
+	var fl uint32
 	if immutable(n.t) {
-		fl |= fuse.FOPEN_KEEP_CACHE
+		fl = fuse.FOPEN_KEEP_CACHE
 	}
 	if d, ok := n.t.(tree.Dynamic); (ok && d.Dynamic()) || mutable(n.t) {
-		fl = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
+		fl = fuse.FOPEN_DIRECT_IO
 	}
-	return &handle{h}, fl, 0
+	return &handle{h}, fl | fuse.FOPEN_NOFLUSH, 0
 }
 
 func writeHandle(f gofuse.FileHandle) (tree.WriteHandle, bool) {

@@ -48,8 +48,9 @@ func BenchmarkHash(b *testing.B) {
 
 func BenchmarkCompress(b *testing.B) {
 	r := benchRepository(b)
+	chunks := benchData()
 	for _, name := range []string{"text", "random"} {
-		data := benchData()[name]
+		data := chunks[name]
 		b.Run(name, func(b *testing.B) {
 			var scratch []byte
 			b.SetBytes(int64(len(data)))
@@ -75,8 +76,9 @@ func BenchmarkSeal(b *testing.B) {
 // per blob once it has the bytes: open, decompress, verify the hash.
 func BenchmarkDecodeBlob(b *testing.B) {
 	r := benchRepository(b)
+	chunks := benchData()
 	for _, name := range []string{"text", "random"} {
-		data := benchData()[name]
+		data := chunks[name]
 		stored := r.data.seal(nil, r.innerBlob(data, nil), kindBlob)
 		id := Hash(data)
 		b.Run(name, func(b *testing.B) {

@@ -38,11 +38,10 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 			if r.Uploads() > 1 {
 				// Remote storage: read packs in large windows rather than
 				// a request per small file, and keep several in flight.
-				// Each worker loads a window and the restorer keeps 8:
-				// a limit under that working set (it was 96 MiB) keeps
-				// the collector running.
+				// A limit under the windows' working set (it was 96 MiB)
+				// keeps the collector running.
 				workers, window = 16, 4<<20
-				softMemoryLimit(restoreMemory + int64(workers+8)*int64(window))
+				softMemoryLimit(restoreMemory + int64(workers+restorer.CachedWindows)*int64(window))
 			}
 			res, err := restorer.Restore(ctx, r, snap, target, restorer.Options{
 				Workers:      workers,

@@ -64,7 +64,7 @@ func BenchmarkBackupOneRepo(b *testing.B) {
 
 // BenchmarkBackupTwoRepos backs the tree of BenchmarkBackupOneRepo up into
 // two in-memory repositories at once, sharing the chunker (same-seed: one
-// chunking and hashing, two compress-and-seal) or not (other-seed: two of
+// chunking, hashing and compression, two seals) or not (other-seed: two of
 // each); the source is read once either way. MB/s counts source bytes, so
 // the ratio to BenchmarkBackupOneRepo is the cost of the second repository.
 func BenchmarkBackupTwoRepos(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -315,20 +316,15 @@ func (a *archiver) saveChunk(ctx context.Context, g *seedGroup, job *fileJob, ch
 			save = append(save, t)
 		}
 	}
-	var encs []repo.EncodedBlob
-	defer func() {
-		for _, e := range encs {
-			b := e.Bytes()[:0]
-			a.encBufs.Put(&b)
-		}
-	}()
+	var encs encodings
+	defer encs.release(&a.encBufs)
 	for _, t := range save {
 		var known bool
 		var err error
 		if len(save) == 1 {
 			known, err = t.Repo.SaveBlob(t.ctx, repo.DataBlob, id, chunk)
 		} else {
-			known, err = t.Repo.SaveEncoded(t.ctx, repo.DataBlob, id, a.encoded(&encs, t.Repo, chunk))
+			known, err = t.Repo.SaveEncoded(t.ctx, repo.DataBlob, id, encs.get(&a.encBufs, t.Repo, chunk))
 		}
 		if err != nil {
 			if err := a.repoErr(ctx, t, err); err != nil {
@@ -344,19 +340,35 @@ func (a *archiver) saveChunk(ctx context.Context, g *seedGroup, job *fileJob, ch
 	return nil
 }
 
-// encoded returns chunk encoded for r's compression setting, encoding it
-// into a pooled buffer the first time a setting is asked for.
-func (a *archiver) encoded(encs *[]repo.EncodedBlob, r *repo.Repository, chunk []byte) repo.EncodedBlob {
+// encodings holds one chunk encoded for each compression setting asked
+// for (there are two, "zstd" and "none"), in buffers from a pool.
+type encodings struct {
+	n    int
+	bufs [2]*[]byte
+	blob [2]repo.EncodedBlob
+}
+
+// get returns the chunk encoded for r's compression setting, encoding it
+// the first time that setting is asked for.
+func (es *encodings) get(pool *sync.Pool, r *repo.Repository, chunk []byte) repo.EncodedBlob {
 	c := r.Settings().Compression
-	for _, e := range *encs {
-		if e.Compression() == c {
-			return e
+	for i := range es.n {
+		if es.blob[i].Compression() == c {
+			return es.blob[i]
 		}
 	}
-	bp := a.encBufs.Get().(*[]byte)
-	e := r.EncodeBlob(chunk, *bp)
-	*encs = append(*encs, e)
-	return e
+	bp := pool.Get().(*[]byte)
+	es.bufs[es.n], es.blob[es.n] = bp, r.EncodeBlob(chunk, *bp)
+	es.n++
+	return es.blob[es.n-1]
+}
+
+// release returns the buffers to the pool, grown as encoding made them.
+func (es *encodings) release(pool *sync.Pool) {
+	for i := range es.n {
+		*es.bufs[i] = es.blob[i].Bytes()[:0]
+		pool.Put(es.bufs[i])
+	}
 }
 
 // anyReading reports whether a live target of g needs the file's content.

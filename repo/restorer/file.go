@@ -157,8 +157,10 @@ func (rs *restorer) loadChunk(ctx context.Context, c chunk) ([]byte, error) {
 	})
 }
 
-// windowCacheWindows is how many windows a windowed restore keeps.
-const windowCacheWindows = 8
+// CachedWindows is how many windows a windowed restore keeps besides the
+// one each worker is loading: its working set is (Workers+CachedWindows)
+// windows.
+const CachedWindows = 8
 
 type windowKey struct {
 	pack repo.ID

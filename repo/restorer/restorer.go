@@ -87,7 +87,7 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 		owners:  newOwners(),
 	}
 	if opts.Window > 0 {
-		rs.windows = cache.New[windowKey](windowCacheWindows * int64(opts.Window))
+		rs.windows = cache.New[windowKey](CachedWindows * int64(opts.Window))
 		rs.packEnds = make(map[repo.ID]int64)
 		r.Index().Each(func(_ repo.ID, loc repo.Location) {
 			rs.packEnds[loc.Pack] = max(rs.packEnds[loc.Pack], int64(loc.Offset)+int64(loc.Length))
