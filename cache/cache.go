@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -22,6 +23,7 @@ type Stats struct {
 	Hits      uint64 // lookups answered from the cache
 	Misses    uint64 // lookups not found in the cache
 	Loads     uint64 // loader calls started by GetOrLoad
+	Filled    uint64 // keys Fill loaded ahead of their readers
 	Evictions uint64 // entries dropped to stay within the byte budget
 	Bytes     int64  // sum of len(value) over the cached entries
 	Entries   int64  // number of cached entries
@@ -95,6 +97,14 @@ func (c *Cache[K]) Get(k K) ([]byte, bool) {
 		c.stats.Misses++
 	}
 	return v, ok
+}
+
+// Contains reports whether k is cached, without counting a lookup or
+// marking it as used.
+func (c *Cache[K]) Contains(k K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Contains(k)
 }
 
 // Add stores v under k, replacing any previous value, and evicts the least
@@ -220,6 +230,77 @@ func (c *Cache[K]) detachLocked(k K, f *flight) {
 		f.attached = false
 	}
 }
+
+// Fill loads the keys that are neither cached nor being loaded with one
+// call of load, ahead of their readers: while it runs, GetOrLoad callers of
+// those keys wait for its result instead of loading on their own. load gets
+// the keys to load, in the order given, and reports each result with put(i,
+// value, err) as soon as it has it, in any order and from any goroutine
+// (before load returns); a key it never reports
+// fails with an error. Fill runs load in the calling goroutine under ctx,
+// whose cancellation no waiting caller changes, and returns how many keys
+// it handed to load.
+func (c *Cache[K]) Fill(ctx context.Context, keys []K, load func(ctx context.Context, keys []K, put func(i int, v []byte, err error))) int {
+	c.mu.Lock()
+	var todo []K
+	var flights []*flight
+	for _, k := range keys {
+		if c.lru.Contains(k) {
+			continue
+		}
+		if _, ok := c.inflight[k]; ok {
+			continue
+		}
+		// The flight's cancel is a no-op: waiters that give up detach
+		// their key but do not stop the loads of the others.
+		f := &flight{done: make(chan struct{}), cancel: func() {}, attached: true}
+		c.inflight[k] = f
+		todo = append(todo, k)
+		flights = append(flights, f)
+	}
+	c.stats.Filled += uint64(len(todo))
+	c.mu.Unlock()
+	if len(todo) == 0 {
+		return 0
+	}
+
+	put := func(i int, v []byte, err error) {
+		c.mu.Lock() // also guards flights: put may be called concurrently
+		f := flights[i]
+		if f == nil {
+			c.mu.Unlock()
+			return // reported already
+		}
+		flights[i] = nil
+		if f.attached {
+			c.detachLocked(todo[i], f)
+			if err == nil {
+				c.addLocked(todo[i], v)
+			}
+		}
+		f.val, f.err = v, err
+		c.mu.Unlock()
+		close(f.done)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err := fmt.Errorf("cache: loader panicked: %v\n%s", r, debug.Stack())
+				for i := range flights {
+					put(i, nil, err)
+				}
+			}
+		}()
+		load(ctx, todo, put)
+	}()
+	for i := range flights {
+		put(i, nil, errNotFilled)
+	}
+	return len(todo)
+}
+
+// errNotFilled is the result of a key that Fill's loader did not report.
+var errNotFilled = errors.New("cache: the loader did not load this key")
 
 // Stats returns the current counters.
 func (c *Cache[K]) Stats() Stats {

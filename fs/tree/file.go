@@ -20,6 +20,7 @@ type snapFile struct {
 	rp   *Repo
 	node *repo.Node
 	ino  uint64
+	dir  *snapDir // the directory it was found in
 }
 
 func (f *snapFile) Immutable() bool { return true }
@@ -55,6 +56,9 @@ func (f *snapFile) Open(ctx context.Context) (Handle, error) {
 		}
 		h.offsets[i+1] = h.offsets[i] + int64(loc.RawLength)
 		h.zero[i] = isZeroChunk(id, loc.RawLength)
+	}
+	if f.dir != nil {
+		f.dir.opened(f.node)
 	}
 	return h, nil
 }

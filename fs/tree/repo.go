@@ -21,6 +21,7 @@ type Repo struct {
 	r     *repo.Repository
 	cache *cache.Cache[repo.ID]
 	bg    context.Context // lifetime of the mount: prefetches run under it
+	fills chan struct{}   // held by the batch of read-ahead being loaded
 	ino   uint64
 	start time.Time
 
@@ -37,7 +38,10 @@ type Repo struct {
 // may be shared by every repository of a mount (blob ids are hashes of the
 // plaintext, so equal ids are equal data). bg bounds background work.
 func NewRepo(bg context.Context, name string, r *repo.Repository, c *cache.Cache[repo.ID]) *Repo {
-	return &Repo{name: name, r: r, cache: c, bg: bg, start: time.Now(), dirs: map[repo.ID]*snapDir{}}
+	return &Repo{
+		name: name, r: r, cache: c, bg: bg, start: time.Now(), dirs: map[repo.ID]*snapDir{},
+		fills: make(chan struct{}, 1),
+	}
 }
 
 // OnChange sets a function called when a refresh finds a different newest

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -35,7 +37,16 @@ type snapDir struct {
 
 	mu      sync.Mutex // guards decoded
 	decoded *repo.Tree
+
+	parent *snapDir     // nil for the snapshot's root
+	ahead  dirAhead     // read-ahead of the files of this directory
+	read   atomic.Int64 // when a file below it was last opened (UnixNano)
 }
+
+// readingFor is how long a directory counts as being read after a file
+// below it was opened: its subdirectories start their read-ahead as soon
+// as they are listed.
+const readingFor = 2 * time.Second
 
 func (d *snapDir) Immutable() bool { return true }
 
@@ -86,11 +97,46 @@ func (d *snapDir) List(ctx context.Context) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.parent.beingRead() {
+		d.ahead.listed(d.rp, t, d.inoOf(t))
+	}
 	out := make([]Entry, len(t.Nodes))
 	for i, n := range t.Nodes {
 		out[i] = Entry{Name: n.Name, Ino: d.childIno(n), Mode: typeBits(n.Type)}
 	}
 	return out, nil
+}
+
+// opened starts the read-ahead over the files after n, which was just
+// opened, and marks this directory and those above it as being read.
+func (d *snapDir) opened(n *repo.Node) {
+	now := time.Now().UnixNano()
+	for p := d; p != nil && p.read.Load() != now; p = p.parent {
+		p.read.Store(now)
+	}
+	t := d.loaded() // n was looked up, so its tree is decoded
+	if t == nil {
+		return
+	}
+	i, ok := slices.BinarySearchFunc(t.Nodes, n.Name, func(m *repo.Node, name string) int { return strings.Compare(m.Name, name) })
+	if ok {
+		d.ahead.opened(d.rp, t, i, d.inoOf(t))
+	}
+}
+
+func (d *snapDir) loaded() *repo.Tree {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.decoded
+}
+
+func (d *snapDir) inoOf(t *repo.Tree) func(int) uint64 {
+	return func(k int) uint64 { return d.childIno(t.Nodes[k]) }
+}
+
+// beingRead reports whether a file below d was opened lately.
+func (d *snapDir) beingRead() bool {
+	return d != nil && time.Since(time.Unix(0, d.read.Load())) < readingFor
 }
 
 func (d *snapDir) childIno(n *repo.Node) uint64 {
@@ -104,9 +150,9 @@ func (d *snapDir) child(n *repo.Node) Node {
 	ino := d.childIno(n)
 	switch n.Type {
 	case repo.NodeDir:
-		return &snapDir{rp: d.rp, snap: d.snap, node: n, ino: ino, tree: *n.Subtree}
+		return &snapDir{rp: d.rp, snap: d.snap, node: n, ino: ino, tree: *n.Subtree, parent: d}
 	case repo.NodeFile:
-		return &snapFile{rp: d.rp, node: n, ino: ino}
+		return &snapFile{rp: d.rp, node: n, ino: ino, dir: d}
 	case repo.NodeSymlink:
 		return &snapLink{snapNode{node: n, ino: ino}}
 	default:

@@ -1,0 +1,262 @@
+package tree
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/backend"
+)
+
+// Read-ahead over a directory. Opening one file of a snapshot directory is
+// taken as a sign that its neighbours will be read next (cp -a, rsync,
+// tar and grep -r all go through a directory in order), so the files after
+// it are loaded into the chunk cache in the background: in pack order,
+// with the blobs that lie close together in one pack read by one request,
+// and decoded while the reader is still busy with the files before them.
+// Each small file then costs its reader no storage read and no decoding.
+const (
+	// aheadFiles is how many files past the one opened are kept loaded
+	// or loading; a new batch starts once the reader is within half of
+	// it.
+	aheadFiles = 64
+	// aheadBytes bounds the data of one batch.
+	aheadBytes = 8 << 20
+	// aheadFileChunks: of a larger file only its first chunks are loaded
+	// (its own sequential prefetch takes over once it is read).
+	aheadFileChunks = 2
+	// runGap: blobs of a pack at most this far apart are read with one
+	// request, the gap included.
+	runGap = 256 << 10
+	// runMax bounds the range of one request.
+	runMax = 4 << 20
+)
+
+// dirAhead is the read-ahead state of one directory. Readers go through
+// a directory in one of two orders: by name (rsync, tar, our own listing
+// order) or by inode number (cp -a and other coreutils sort the names they
+// read by d_ino, to spare disks their seeks). The read-ahead follows
+// whichever order the reader is seen to take, by inode number until the
+// reader shows otherwise.
+type dirAhead struct {
+	mu     sync.Mutex
+	seq    []int // the files of the directory (indices into its nodes) in the order expected
+	byName bool  // seq is in name order rather than inode order
+	pos    int   // files seq[:pos] have been queued
+	last   int   // index of the file opened last, -1 before the first
+}
+
+// opened notes that the file at index i of t (the directory's decoded
+// tree) was opened, and queues a batch of the files expected after it
+// when fewer than half a batch of them are queued.
+func (a *dirAhead) opened(rp *Repo, t *repo.Tree, i int, ino func(int) uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.init(t, ino)
+	if !a.byName && a.last >= 0 && i == nextFile(t, a.last) && a.at(i) != a.at(a.last)+1 {
+		a.order(t, true, ino) // the reader goes by name
+	}
+	a.last = i
+	p := a.at(i)
+	if a.pos <= p {
+		a.pos = p + 1 // the reader skipped ahead (or started)
+	}
+	if a.pos-p <= aheadFiles/2 {
+		a.queueLocked(rp, t)
+	}
+}
+
+// listed starts the read-ahead of a directory just listed, before any of
+// its files is opened: for a directory met while its parent is being read.
+func (a *dirAhead) listed(rp *Repo, t *repo.Tree, ino func(int) uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.init(t, ino)
+	if a.pos == 0 {
+		a.queueLocked(rp, t)
+	}
+}
+
+func (a *dirAhead) init(t *repo.Tree, ino func(int) uint64) {
+	if a.seq == nil {
+		a.last = -1
+		a.order(t, false, ino)
+	}
+}
+
+// queueLocked queues the next batch of seq, from pos on.
+func (a *dirAhead) queueLocked(rp *Repo, t *repo.Tree) {
+	var ids []repo.ID
+	var size int64
+	for end := a.pos + aheadFiles; a.pos < min(end, len(a.seq)) && size < aheadBytes; a.pos++ {
+		n := t.Nodes[a.seq[a.pos]]
+		size += int64(min(n.Size, uint64(aheadBytes)))
+		ids = append(ids, n.Content[:min(len(n.Content), aheadFileChunks)]...)
+	}
+	if len(ids) > 0 {
+		go rp.loadAhead(ids)
+	}
+}
+
+// order sets seq to the files of t in name or inode order; what was queued
+// counts as not queued.
+func (a *dirAhead) order(t *repo.Tree, byName bool, ino func(int) uint64) {
+	a.seq, a.byName, a.pos = make([]int, 0, len(t.Nodes)), byName, 0
+	for k, n := range t.Nodes {
+		if n.Type == repo.NodeFile && len(n.Content) > 0 {
+			a.seq = append(a.seq, k)
+		}
+	}
+	if !byName {
+		slices.SortFunc(a.seq, func(x, y int) int { return cmp.Compare(ino(x), ino(y)) })
+	}
+}
+
+// at is the position of file i in seq (len(seq) if it has no content).
+func (a *dirAhead) at(i int) int {
+	if k := slices.Index(a.seq, i); k >= 0 {
+		return k
+	}
+	return len(a.seq)
+}
+
+// nextFile is the index of the first file with content after index i.
+func nextFile(t *repo.Tree, i int) int {
+	for k := i + 1; k < len(t.Nodes); k++ {
+		if n := t.Nodes[k]; n.Type == repo.NodeFile && len(n.Content) > 0 {
+			return k
+		}
+	}
+	return -1
+}
+
+// blobAt is a blob and where it is stored.
+type blobAt struct {
+	id  repo.ID
+	loc repo.Location
+}
+
+// loadAhead loads the chunks ids into the cache, decoded in the order
+// given (the order they are expected to be read in). The storage is read
+// in pack order, one request per run of neighbouring blobs.
+func (rp *Repo) loadAhead(ids []repo.ID) {
+	blobs := make([]blobAt, 0, len(ids))
+	seen := make(map[repo.ID]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		loc, ok := rp.r.LookupBlob(id)
+		if !ok || isZeroChunk(id, loc.RawLength) {
+			continue // the reader reports a missing chunk; zeros cost nothing
+		}
+		blobs = append(blobs, blobAt{id, loc})
+	}
+	select {
+	case rp.fills <- struct{}{}: // one batch at a time per repository
+	case <-rp.bg.Done():
+		return
+	}
+	defer func() { <-rp.fills }()
+	keys := make([]repo.ID, len(blobs))
+	locs := make(map[repo.ID]repo.Location, len(blobs))
+	for i, b := range blobs {
+		keys[i] = b.id
+		locs[b.id] = b.loc
+	}
+	rp.cache.Fill(rp.bg, keys, func(ctx context.Context, keys []repo.ID, put func(int, []byte, error)) {
+		rp.fill(ctx, keys, locs, put)
+	})
+}
+
+// fill is loadAhead's loader: keys is the part of the batch neither cached
+// nor being loaded.
+func (rp *Repo) fill(ctx context.Context, keys []repo.ID, locs map[repo.ID]repo.Location, put func(int, []byte, error)) {
+	sorted := make([]blobAt, len(keys))
+	for i, k := range keys {
+		sorted[i] = blobAt{k, locs[k]}
+	}
+	slices.SortFunc(sorted, func(a, b blobAt) int {
+		return cmp.Or(slices.Compare(a.loc.Pack[:], b.loc.Pack[:]), cmp.Compare(a.loc.Offset, b.loc.Offset))
+	})
+	// Read every run, fillWorkers at once.
+	stored := make(map[repo.ID][]byte, len(keys))
+	failed := make(map[repo.ID]error)
+	var mu sync.Mutex // guards stored and failed
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, fillWorkers)
+	for _, run := range runs(sorted) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			first, last := run[0].loc, run[len(run)-1].loc
+			start := int64(first.Offset)
+			h := repo.PackHandle(first.Pack)
+			buf, err := rp.r.Backend().Load(ctx, h, start, int(int64(last.Offset)+int64(last.Length)-start))
+			if errors.Is(err, backend.ErrNotExist) {
+				err = &repo.CorruptError{Object: h.String(), Err: errors.New("pack is missing")}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, b := range run {
+				o := int64(b.loc.Offset) - start
+				switch {
+				case err != nil:
+					failed[b.id] = fmt.Errorf("load blob %s from %v: %w", b.id.Short(), h, err)
+				case o+int64(b.loc.Length) > int64(len(buf)):
+					failed[b.id] = &repo.CorruptError{Object: h.String(), Blob: b.id, Err: errors.New("pack is shorter than the index says")}
+				default:
+					stored[b.id] = buf[o : o+int64(b.loc.Length)]
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Decode in the expected order of reading, fillWorkers at once.
+	var next atomic.Int64
+	for range fillWorkers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
+				k := keys[i]
+				if err := failed[k]; err != nil {
+					put(i, nil, err)
+					continue
+				}
+				plain, err := rp.r.OpenBlob(repo.PackHandle(locs[k].Pack), locs[k], k, stored[k])
+				put(i, plain, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// fillWorkers is how many reads, and then decodings, of a batch run at
+// once.
+var fillWorkers = max(2, runtime.GOMAXPROCS(0))
+
+// runs splits blobs, sorted by pack and offset, into runs that one request
+// each can read.
+func runs(blobs []blobAt) [][]blobAt {
+	var out [][]blobAt
+	start := 0
+	for i := 1; i <= len(blobs); i++ {
+		if i < len(blobs) {
+			first, prev, b := blobs[start].loc, blobs[i-1].loc, blobs[i].loc
+			near := b.Pack == prev.Pack && int64(b.Offset)-int64(prev.Offset+prev.Length) <= runGap &&
+				int64(b.Offset+b.Length)-int64(first.Offset) <= runMax
+			if near {
+				continue
+			}
+		}
+		out = append(out, blobs[start:i])
+		start = i
+	}
+	return out
+}
