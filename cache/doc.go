@@ -26,4 +26,8 @@
 // cancelled only when every caller waiting for it has gone away. A loader
 // error is returned to the callers of that load and is not cached: the next
 // call loads again.
+//
+// Fill loads many keys with one loader call ahead of their readers (the
+// mount's read-ahead reads neighbouring blobs of a pack with one request):
+// readers of those keys join it as they would join a GetOrLoad.
 package cache

@@ -22,7 +22,16 @@
 // group share one derived from the snapshot and their recorded device and
 // inode. Listings are sorted (tree blobs are) and never iterate a map.
 //
-// Lock order: Repo.mu, then nothing. Under plans/ no two locks are held
+// Reads go through the shared chunk cache. A sequential reader of a file
+// finds its next chunks prefetched; a reader going through a directory
+// (the first open of one of its files is the sign) finds the files
+// expected next loaded ahead in batches, in the order it is seen to take:
+// by inode number, as cp -a sorts, or by name, as rsync and tar go.
+// Subdirectories listed while their parent is being read start their own
+// read-ahead at once; a mere listing (ls, find) loads no file data.
+//
+// Lock order: Repo.mu, then nothing; snapDir.mu and dirAhead.mu are never
+// held together. Under plans/ no two locks are held
 // at once (plansDir.mu, planState.mu, scratchFile.mu, runHandle.mu). No
 // lock is held while calling into the repository, the cache or the Plans
 // model.

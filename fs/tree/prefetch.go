@@ -22,9 +22,13 @@ import (
 // and decoded while the reader is still busy with the files before them.
 // Each small file then costs its reader no storage read and no decoding.
 const (
-	// aheadFiles is how many files past the one opened are kept loaded
-	// or loading; a new batch starts once the reader is within half of
-	// it.
+	// aheadStart is how many files past the one opened are loaded when
+	// a reader starts, or leaves the order expected. Each batch the
+	// reader then goes on into doubles the next, up to aheadFiles; a new
+	// batch starts once the reader is within half a batch of the end of
+	// what is queued. A reader opening files at random thus costs a few
+	// files of read-ahead per open, not a batch.
+	aheadStart = 8
 	aheadFiles = 64
 	// aheadBytes bounds the data of one batch.
 	aheadBytes = 8 << 20
@@ -48,7 +52,9 @@ type dirAhead struct {
 	mu     sync.Mutex
 	seq    []int // the files of the directory (indices into its nodes) in the order expected
 	byName bool  // seq is in name order rather than inode order
-	pos    int   // files seq[:pos] have been queued
+	from   int   // seq[from:pos] is what was queued since the reader last left the order
+	pos    int   // the end of what was queued
+	batch  int   // files in the batch queued last
 	last   int   // index of the file opened last, -1 before the first
 }
 
@@ -64,12 +70,15 @@ func (a *dirAhead) opened(rp *Repo, t *repo.Tree, i int, ino func(int) uint64) {
 	}
 	a.last = i
 	p := a.at(i)
-	if a.pos <= p {
-		a.pos = p + 1 // the reader skipped ahead (or started)
+	switch {
+	case p < a.from || p >= a.pos: // the reader started, or left the order expected
+		a.from, a.pos, a.batch = p, p+1, aheadStart
+	case a.pos-p <= a.batch/2:
+		a.batch = min(2*a.batch, aheadFiles)
+	default:
+		return
 	}
-	if a.pos-p <= aheadFiles/2 {
-		a.queueLocked(rp, t)
-	}
+	a.queueLocked(rp, t)
 }
 
 // listed starts the read-ahead of a directory just listed, before any of
@@ -79,6 +88,7 @@ func (a *dirAhead) listed(rp *Repo, t *repo.Tree, ino func(int) uint64) {
 	defer a.mu.Unlock()
 	a.init(t, ino)
 	if a.pos == 0 {
+		a.batch = aheadStart
 		a.queueLocked(rp, t)
 	}
 }
@@ -94,7 +104,7 @@ func (a *dirAhead) init(t *repo.Tree, ino func(int) uint64) {
 func (a *dirAhead) queueLocked(rp *Repo, t *repo.Tree) {
 	var ids []repo.ID
 	var size int64
-	for end := a.pos + aheadFiles; a.pos < min(end, len(a.seq)) && size < aheadBytes; a.pos++ {
+	for end := a.pos + a.batch; a.pos < min(end, len(a.seq)) && size < aheadBytes; a.pos++ {
 		n := t.Nodes[a.seq[a.pos]]
 		size += int64(min(n.Size, uint64(aheadBytes)))
 		ids = append(ids, n.Content[:min(len(n.Content), aheadFileChunks)]...)
@@ -107,7 +117,7 @@ func (a *dirAhead) queueLocked(rp *Repo, t *repo.Tree) {
 // order sets seq to the files of t in name or inode order; what was queued
 // counts as not queued.
 func (a *dirAhead) order(t *repo.Tree, byName bool, ino func(int) uint64) {
-	a.seq, a.byName, a.pos = make([]int, 0, len(t.Nodes)), byName, 0
+	a.seq, a.byName, a.from, a.pos = make([]int, 0, len(t.Nodes)), byName, 0, 0
 	for k, n := range t.Nodes {
 		if n.Type == repo.NodeFile && len(n.Content) > 0 {
 			a.seq = append(a.seq, k)

@@ -158,11 +158,28 @@ func waitCached(t *testing.T, fx *aheadFixture, d *snapDir, names []string) {
 	}
 }
 
-// Opening the first file of a directory, in cp -a's order, loads the next
-// batch: the files after it are read from the cache, with a few requests
-// to the storage in all rather than one per file.
+// readAhead reads names of d in turn, each once the read-ahead has loaded
+// it (it must, without its reader asking), and returns the cache misses
+// of the reads.
+func (fx *aheadFixture) readAhead(t *testing.T, d *snapDir, prefix string, names []string) uint64 {
+	t.Helper()
+	var misses uint64
+	for _, name := range names {
+		waitCached(t, fx, d, []string{name})
+		before := fx.c.Stats().Misses
+		if err := fx.read(t, d, prefix, name); err != nil {
+			t.Fatal(err)
+		}
+		misses += fx.c.Stats().Misses - before
+	}
+	return misses
+}
+
+// Opening the first file of a directory, in cp -a's order, starts the
+// read-ahead: each file after it is in the cache before it is opened, and
+// the storage sees a few requests in all rather than one per file.
 func TestReadAheadFollowsInodeOrder(t *testing.T) {
-	fx := newAheadFixture(t, 40)
+	fx := newAheadFixture(t, 100)
 	order := byIno(t, fx.dir)
 	if slices.IsSorted(order) {
 		t.Fatal("inode order equals name order: the test would not tell them apart")
@@ -170,21 +187,39 @@ func TestReadAheadFollowsInodeOrder(t *testing.T) {
 	if err := fx.read(t, fx.dir, "", order[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFilled(t, fx.c, uint64(len(order)-1))
-	before := fx.c.Stats()
-	for _, name := range order[1:] {
-		if err := fx.read(t, fx.dir, "", name); err != nil {
+	if m := fx.readAhead(t, fx.dir, "", order[1:]); m != 0 {
+		t.Errorf("%d of %d reads after the first missed the cache", m, len(order)-1)
+	}
+	// One request for the first file, then one per batch (8, 16, 32,
+	// 64 files: everything here sits in one pack, close together).
+	if n := fx.be.n.Load(); n > 6 {
+		t.Errorf("%d pack reads for %d files, want at most 6", n, len(order))
+	}
+}
+
+// Files opened at random cost a small batch of read-ahead each, not a
+// full one.
+func TestReadAheadOfRandomOpens(t *testing.T) {
+	fx := newAheadFixture(t, 150)
+	order := byIno(t, fx.dir)
+	opens := []int{140, 3, 77, 120, 40}
+	for _, k := range opens {
+		if err := fx.read(t, fx.dir, "", order[k]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after := fx.c.Stats()
-	if misses := after.Misses - before.Misses; misses != 0 {
-		t.Errorf("%d of %d reads after the first missed the cache", misses, len(order)-1)
+	// Each queued the next aheadStart files.
+	for _, k := range opens {
+		waitCached(t, fx, fx.dir, order[k+1:k+1+aheadStart])
 	}
-	// One request for the first file, and one per run for the batch
-	// (everything here sits in one pack, close together).
-	if n := fx.be.n.Load(); n > 3 {
-		t.Errorf("%d pack reads for %d files, want at most 3", n, len(order))
+	fx.dir.ahead.mu.Lock()
+	pos, batch := fx.dir.ahead.pos, fx.dir.ahead.batch
+	fx.dir.ahead.mu.Unlock()
+	if pos != 41+aheadStart || batch != aheadStart {
+		t.Errorf("read-ahead queued up to %d in batches of %d, want %d and %d", pos, batch, 41+aheadStart, aheadStart)
+	}
+	if f, most := fx.c.Stats().Filled, uint64(len(opens)*aheadStart); f > most {
+		t.Errorf("%d random opens loaded %d files ahead, want at most %d", len(opens), f, most)
 	}
 }
 
@@ -215,21 +250,8 @@ func TestReadAheadFollowsNameOrder(t *testing.T) {
 	if !byName {
 		t.Fatalf("read-ahead still in inode order after %d files read by name", k+1)
 	}
-	var misses uint64
-	for i := k + 1; i < len(names); i++ {
-		if (i-k-1)%8 == 0 {
-			// The next files land in the cache without their reader: the
-			// test is about what is loaded, not how fast.
-			waitCached(t, fx, fx.dir, names[i:min(i+8, len(names))])
-		}
-		before := fx.c.Stats().Misses
-		if err := fx.read(t, fx.dir, "", names[i]); err != nil {
-			t.Fatal(err)
-		}
-		misses += fx.c.Stats().Misses - before
-	}
-	if misses != 0 {
-		t.Errorf("%d of %d reads by name missed the cache", misses, len(names)-k-1)
+	if m := fx.readAhead(t, fx.dir, "", names[k+1:]); m != 0 {
+		t.Errorf("%d of %d reads by name missed the cache", m, len(names)-k-1)
 	}
 }
 
@@ -261,14 +283,7 @@ func TestReadAheadOfSubdirectories(t *testing.T) {
 	if _, err := sub2.(Dir).List(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFilled(t, fx.c, 12)
-	before := fx.c.Stats().Misses
-	for i := range 10 {
-		if err := fx.read(t, sub2.(*snapDir), "sub/", fmt.Sprintf("g%02d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m := fx.c.Stats().Misses - before; m != 0 {
+	if m := fx.readAhead(t, sub2.(*snapDir), "sub/", byIno(t, sub2.(*snapDir))); m != 0 {
 		t.Errorf("%d of 10 reads in the subdirectory missed the cache", m)
 	}
 }
