@@ -17,7 +17,9 @@
 #            0-100 bytes (cold, then warm)
 #   cp -a    cp -a of the whole gosrc snapshot out of the mount into a fresh
 #            directory, against a full restore of the same snapshot (both
-#            cold, both checked against the source with diff -r)
+#            cold, both checked against the source with diff -r); baselines:
+#            cp -a of gosrc itself, and through the go-fuse loopback of it
+#            (what FUSE round trips cost any file system here)
 #   RSS      peak RSS (VmHWM) of every mount process, read just before
 #            unmounting; the cp -a mount also reads the file, finds the tree
 #            and lists the directory afterwards, so its RSS is the peak after
@@ -479,10 +481,12 @@ in_mount() {
 	fi
 }
 
-# mount_start TOOL ROUND: starts TOOL's mount in the background and waits
-# (bounded) until its tree is visible; records the time that took.
+# mount_start TOOL ROUND [ORIG READY]: starts TOOL's mount in the
+# background and waits (bounded) until its tree is visible; records the
+# time that took. A loopback shows ORIG (default: the file's directory)
+# and is ready once READY (default: file) shows in it.
 mount_start() {
-	local tool=$1 round=$2 mnt=$WORK/mnt-$1 ready pid t0 t1 deadline
+	local tool=$1 round=$2 mnt=$WORK/mnt-$1 ready pid t0 t1 deadline orig=${3:-$FILEDIR}
 	mountpoint -q "$mnt" && die "$mnt is still mounted"
 	mkdir -p "$mnt"
 	local logf=$LOGS/mount-$tool-$round.log
@@ -490,14 +494,14 @@ mount_start() {
 	case $tool in
 	cairn) "$CAIRN" mount "$mnt" --repo "$REPO_cairn" </dev/null >"$logf" 2>&1 & ;;
 	restic) restic -r "$REPO_restic" mount "$mnt" </dev/null >"$logf" 2>&1 & ;;
-	loopback) "$LOOPBACK" "$mnt" "$FILEDIR" </dev/null >"$logf" 2>&1 & ;;
-	loopback-nopt) "$LOOPBACK" -no-passthrough "$mnt" "$FILEDIR" </dev/null >"$logf" 2>&1 & ;;
+	loopback) "$LOOPBACK" "$mnt" "$orig" </dev/null >"$logf" 2>&1 & ;;
+	loopback-nopt) "$LOOPBACK" -no-passthrough "$mnt" "$orig" </dev/null >"$logf" 2>&1 & ;;
 	esac
 	pid=$!
 	MOUNT_PID[$mnt]=$pid
 	case $tool in
 	cairn | restic) ready=$(mnt_root "$tool")/latest ;;
-	loopback*) ready=$mnt/file ;;
+	loopback*) ready=$mnt/${4:-file} ;;
 	esac
 	deadline=$((SECONDS + MOUNT_TIMEOUT))
 	until [[ -e $ready ]]; do
@@ -698,6 +702,21 @@ for ((round = 1; round <= CP_RUNS; round++)); do
 		if ((round == 1)); then same_tree "$tool cp -a" "$TREE" "$tgt/$(basename "$TREE")"; fi
 		rm -rf "$tgt"
 	done
+	log "cp -a of $TREE itself and through the go-fuse loopback, round $round/$CP_RUNS"
+	for tool in $(order "$round" loopback plain); do
+		tgt=$WORK/cp-$tool
+		rm -rf "$tgt"
+		mkdir -p "$tgt"
+		drop_caches
+		if [[ $tool == plain ]]; then
+			timed plain cp "$round" "$TREE_BYTES" cp -a "$TREE" "$tgt/"
+		else
+			mount_start loopback "cp-$round" "$TREE" "$(ls "$TREE" | head -n 1)"
+			timed loopback cp "$round" "$TREE_BYTES" cp -a "$(mnt_root loopback)" "$tgt/"
+			mount_stop loopback "cp-$round" cp
+		fi
+		rm -rf "$tgt"
+	done
 	log "restore of $TREE, round $round/$CP_RUNS"
 	for tool in $(order "$round" cairn restic); do
 		tgt=$WORK/restore-$tool
@@ -752,10 +771,10 @@ summarize() {
 		row(name, f(c, "%.1f"), f(r, "%.1f"), ratio(c, r), base ? f(mbs("loopback", op), "%.1f") : "",
 			base ? f(mbs("loopback-nopt", op), "%.1f") : "", base ? f(mbs("plain", op), "%.1f") : "")
 	}
-	function timerow(name, op, base, fmt,    c, r) {
-		c = secs("cairn", op); r = secs("restic", op)
+	function timerow(name, op, base, fmt,    c, r, p) {
+		c = secs("cairn", op); r = secs("restic", op); p = secs("plain", op)
 		row(name, f(c, fmt), f(r, fmt), ratio(r, c), base ? f(secs("loopback", op), fmt) : "",
-			base ? f(secs("loopback-nopt", op), fmt) : "", "")
+			base ? f(secs("loopback-nopt", op), fmt) : "", base && p != "" ? f(p, fmt) : "")
 	}
 	function rssrow(name, op, base,    c, r) {
 		c = rss("cairn", op); r = rss("restic", op)
@@ -780,6 +799,7 @@ summarize() {
 		printf "peak RSS: VmHWM of the mount process just before unmounting, highest over the rounds\n"
 		printf "baselines on the plain file: loopback = minimal go-fuse loopback mount, go-fuse defaults (FUSE passthrough: %s);\n", pt
 		printf "lb no-pt = the same loopback with passthrough withheld, every read a FUSE READ; no FUSE = dd of the file itself\n"
+		printf "baselines of cp -a: loopback = the go-fuse loopback of the tree; no FUSE = cp -a of the tree itself\n"
 		printf "load average (1 min) at start %s, at end %s on %d cpus; MB = 10^6 bytes\n\n", load0, load1, ncpu
 		row("measurement", "cairn", "restic", "ratio", "loopback", "lb no-pt", "no FUSE")
 		timerow("mount ready (every fresh mount), s", "mount-ready", 1, "%.3f")
@@ -790,7 +810,7 @@ summarize() {
 		timerow("find | wc -l gosrc warm, s", "find-warm", 0, "%.3f")
 		timerow(sprintf("ls -l %d files cold, s", nmany), "ls-cold", 0, "%.3f")
 		timerow(sprintf("ls -l %d files warm, s", nmany), "ls-warm", 0, "%.3f")
-		timerow("cp -a gosrc out of mount, s", "cp", 0, "%.2f")
+		timerow("cp -a gosrc out of mount, s", "cp", 1, "%.2f")
 		timerow("restore gosrc, s", "restore", 0, "%.2f")
 		rssrow("peak RSS, read session, MiB", "rss-read", 1)
 		rssrow("peak RSS, find session, MiB", "rss-find")
@@ -808,6 +828,8 @@ summarize() {
 		printf "cp -a / restore (time): cairn mount / cairn restore %s; restic mount / restic restore %s; restic mount / cairn restore %s\n",
 			ratio(secs("cairn", "cp"), secs("cairn", "restore")), ratio(secs("restic", "cp"), secs("restic", "restore")),
 			ratio(secs("restic", "cp"), secs("cairn", "restore"))
+		printf "cp -a baselines / cairn restore (time): through the go-fuse loopback %s; of the tree itself, without FUSE %s\n",
+			ratio(secs("loopback", "cp"), secs("cairn", "restore")), ratio(secs("plain", "cp"), secs("cairn", "restore"))
 		printf "repository size, MB: cairn %s, restic %s\n", f(median(v["cairn", "repo-bytes"]) / 1e6, "%.1f"), f(median(v["restic", "repo-bytes"]) / 1e6, "%.1f")
 	}' "$RAW"
 }
