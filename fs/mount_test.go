@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/fs/tree"
 	"github.com/cairn-backup/cairn/fs/tree/treetest"
@@ -330,4 +333,25 @@ func TestPlansThroughMount(t *testing.T) {
 			t.Fatalf("ls plans: %q", got)
 		}
 	})
+}
+
+// As root the mount widens the kernel's read-ahead window, so that a
+// sequential reader keeps several chunks loading at once.
+func TestMountSetsReadAhead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root may set a file system's read-ahead")
+	}
+	dir := mountPlans(t, treetest.NewPlans(nil))
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(readAheadKB) {
+		t.Errorf("%s = %s, want %d", p, got, readAheadKB)
+	}
 }
