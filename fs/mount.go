@@ -58,6 +58,11 @@ func Mount(dir string, root tree.Dir, opts Options) (*Mounted, error) {
 		// truncate(1), which defines plan.json (empty: refused) at once.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		Debug:             opts.Debug,
+		// Replies carry data already in memory: splicing it through a
+		// pipe saves nothing, and a 1 MiB READ (with the read-ahead below)
+		// does not fit the default pipe-max-size, which go-fuse would log
+		// on every read before writing the reply anyway.
+		DisableSplice: true,
 	}
 	if opts.AllowOther {
 		mo.Options = append(mo.Options, "default_permissions")

@@ -687,6 +687,25 @@ func TestMountParallelReads(t *testing.T) {
 	readInParallel(t, filepath.Join(f.in(m), "big.bin"), filepath.Join(f.src, "big.bin"))
 }
 
+// TestMountLargeReadsQuiet reads a file with 1 MiB reads, which the
+// mount's 4 MiB read-ahead turns into 1 MiB FUSE READs, and checks that
+// the mount prints nothing but its ready line meanwhile (go-fuse logged
+// every reply too large to splice).
+func TestMountLargeReadsQuiet(t *testing.T) {
+	f := sharedTreeFixture(t)
+	m := f.mount(t)
+	path := filepath.Join(f.in(m), "big.bin")
+	if out, err := exec.Command("dd", "if="+path, "of=/dev/null", "bs=1M").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("cmp", path, filepath.Join(f.src, "big.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("cmp: %v\n%s", err, out)
+	}
+	if got, want := strings.TrimSpace(m.stderr.String()), strings.TrimSpace(readyLine(m.dir)); got != want {
+		t.Errorf("the mount printed %q while reading, want only %q", got, want)
+	}
+}
+
 // TestMountSmallCache reads in parallel through a chunk cache smaller
 // than the file, so that chunks are evicted and loaded again while other
 // readers wait for them; the status counts the cache's misses.
