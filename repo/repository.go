@@ -187,14 +187,30 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, e
 	if t == TreeBlob && r.treeDir != "" {
 		return r.loadCachedTree(ctx, h, loc, id)
 	}
-	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
-	if errors.Is(err, backend.ErrNotExist) {
-		return nil, &CorruptError{Object: h.String(), Blob: id, Err: errors.New("pack is missing")}
-	}
+	stored, err := r.LoadPackRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
 	if err != nil {
-		return nil, fmt.Errorf("load blob %s from %v: %w", id.Short(), h, err)
+		return nil, err
 	}
 	return r.OpenBlob(h, loc, id, stored)
+}
+
+// LoadPackRange loads bytes [start, end) of a pack with one request: the
+// stored form of the blobs there, for OpenBlob. A missing pack, or one
+// shorter than the range, is a CorruptError naming blob, the first blob
+// wanted there.
+func (r *Repository) LoadPackRange(ctx context.Context, pack, blob ID, start, end int64) ([]byte, error) {
+	h := packHandle(pack)
+	stored, err := r.be.Load(ctx, h, start, int(end-start))
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, &CorruptError{Object: h.String(), Blob: blob, Err: errors.New("pack is missing")}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load blob %s from %v: %w", blob.Short(), h, err)
+	}
+	if int64(len(stored)) != end-start {
+		return nil, &CorruptError{Object: h.String(), Blob: blob, Err: fmt.Errorf("read %d bytes at %d, want %d", len(stored), start, end-start)}
+	}
+	return stored, nil
 }
 
 // UseLocalCache keeps copies of the repository's metadata under
@@ -218,12 +234,9 @@ func (r *Repository) loadCachedTree(ctx context.Context, h backend.Handle, loc L
 		}
 		os.Remove(p) // damaged or stale copy
 	}
-	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
-	if errors.Is(err, backend.ErrNotExist) {
-		return nil, &CorruptError{Object: h.String(), Blob: id, Err: errors.New("pack is missing")}
-	}
+	stored, err := r.LoadPackRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
 	if err != nil {
-		return nil, fmt.Errorf("load blob %s from %v: %w", id.Short(), h, err)
+		return nil, err
 	}
 	plain, err := r.OpenBlob(h, loc, id, stored)
 	if err != nil {

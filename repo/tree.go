@@ -125,14 +125,19 @@ func (t *Tree) Sort() {
 // Find returns the node called name, by binary search. A nil tree has no
 // nodes.
 func (t *Tree) Find(name string) *Node {
-	if t == nil {
-		return nil
-	}
-	i, ok := slices.BinarySearchFunc(t.Nodes, name, func(n *Node, name string) int { return strings.Compare(n.Name, name) })
+	i, ok := t.Index(name)
 	if !ok {
 		return nil
 	}
 	return t.Nodes[i]
+}
+
+// Index returns the position of the node called name in t.Nodes.
+func (t *Tree) Index(name string) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(t.Nodes, name, func(n *Node, name string) int { return strings.Compare(n.Name, name) })
 }
 
 // EncodeTree returns the deterministic encoding of t: JSON with nodes sorted

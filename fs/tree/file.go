@@ -43,9 +43,22 @@ func (f *snapFile) Attr(ctx context.Context) (Attr, error) {
 	return a, nil
 }
 
-// Open builds the file's offset table: chunk i covers
-// [offsets[i], offsets[i+1]).
+// Open opens the file for reading and starts the read-ahead over its
+// directory.
 func (f *snapFile) Open(ctx context.Context) (Handle, error) {
+	h, err := f.handle()
+	if err != nil {
+		return nil, err
+	}
+	if f.dir != nil {
+		f.dir.opened(f.node)
+	}
+	return h, nil
+}
+
+// handle builds the file's offset table: chunk i covers
+// [offsets[i], offsets[i+1]).
+func (f *snapFile) handle() (*fileHandle, error) {
 	n := len(f.node.Content)
 	h := &fileHandle{rp: f.rp, ids: f.node.Content, offsets: make([]int64, n+1), zero: make([]bool, n)}
 	h.fetched.Store(-1)
@@ -57,19 +70,16 @@ func (f *snapFile) Open(ctx context.Context) (Handle, error) {
 		h.offsets[i+1] = h.offsets[i] + int64(loc.RawLength)
 		h.zero[i] = isZeroChunk(id, loc.RawLength)
 	}
-	if f.dir != nil {
-		f.dir.opened(f.node)
-	}
 	return h, nil
 }
 
 // Seek finds data or holes, for SEEK_DATA and SEEK_HOLE.
 func (f *snapFile) Seek(ctx context.Context, off int64, data bool) (int64, error) {
-	h, err := f.Open(ctx)
+	h, err := f.handle()
 	if err != nil {
 		return 0, err
 	}
-	return h.(*fileHandle).seek(off, data)
+	return h.seek(off, data)
 }
 
 // fileHandle reads one open file. It is stateless but for a hint of where

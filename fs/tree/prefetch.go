@@ -3,15 +3,12 @@ package tree
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/backend"
 )
 
 // Read-ahead over a directory. Opening one file of a snapshot directory is
@@ -51,6 +48,7 @@ const (
 type dirAhead struct {
 	mu     sync.Mutex
 	seq    []int // the files of the directory (indices into its nodes) in the order expected
+	posOf  []int // posOf[i] is the position of node i in seq, len(seq) for nodes not in it
 	byName bool  // seq is in name order rather than inode order
 	from   int   // seq[from:pos] is what was queued since the reader last left the order
 	pos    int   // the end of what was queued
@@ -126,15 +124,17 @@ func (a *dirAhead) order(t *repo.Tree, byName bool, ino func(int) uint64) {
 	if !byName {
 		slices.SortFunc(a.seq, func(x, y int) int { return cmp.Compare(ino(x), ino(y)) })
 	}
+	a.posOf = make([]int, len(t.Nodes))
+	for k := range a.posOf {
+		a.posOf[k] = len(a.seq)
+	}
+	for p, k := range a.seq {
+		a.posOf[k] = p
+	}
 }
 
 // at is the position of file i in seq (len(seq) if it has no content).
-func (a *dirAhead) at(i int) int {
-	if k := slices.Index(a.seq, i); k >= 0 {
-		return k
-	}
-	return len(a.seq)
-}
+func (a *dirAhead) at(i int) int { return a.posOf[i] }
 
 // nextFile is the index of the first file with content after index i.
 func nextFile(t *repo.Tree, i int) int {
@@ -156,18 +156,18 @@ type blobAt struct {
 // given (the order they are expected to be read in). The storage is read
 // in pack order, one request per run of neighbouring blobs.
 func (rp *Repo) loadAhead(ids []repo.ID) {
-	blobs := make([]blobAt, 0, len(ids))
-	seen := make(map[repo.ID]bool, len(ids))
+	keys := make([]repo.ID, 0, len(ids))
+	locs := make(map[repo.ID]repo.Location, len(ids))
 	for _, id := range ids {
-		if seen[id] {
+		if _, ok := locs[id]; ok {
 			continue
 		}
-		seen[id] = true
 		loc, ok := rp.r.LookupBlob(id)
 		if !ok || isZeroChunk(id, loc.RawLength) {
 			continue // the reader reports a missing chunk; zeros cost nothing
 		}
-		blobs = append(blobs, blobAt{id, loc})
+		keys = append(keys, id)
+		locs[id] = loc
 	}
 	select {
 	case rp.fills <- struct{}{}: // one batch at a time per repository
@@ -175,12 +175,6 @@ func (rp *Repo) loadAhead(ids []repo.ID) {
 		return
 	}
 	defer func() { <-rp.fills }()
-	keys := make([]repo.ID, len(blobs))
-	locs := make(map[repo.ID]repo.Location, len(blobs))
-	for i, b := range blobs {
-		keys[i] = b.id
-		locs[b.id] = b.loc
-	}
 	rp.cache.Fill(rp.bg, keys, func(ctx context.Context, keys []repo.ID, put func(int, []byte, error)) {
 		rp.fill(ctx, keys, locs, put)
 	})
@@ -208,23 +202,16 @@ func (rp *Repo) fill(ctx context.Context, keys []repo.ID, locs map[repo.ID]repo.
 			defer func() { <-sem }()
 			first, last := run[0].loc, run[len(run)-1].loc
 			start := int64(first.Offset)
-			h := repo.PackHandle(first.Pack)
-			buf, err := rp.r.Backend().Load(ctx, h, start, int(int64(last.Offset)+int64(last.Length)-start))
-			if errors.Is(err, backend.ErrNotExist) {
-				err = &repo.CorruptError{Object: h.String(), Err: errors.New("pack is missing")}
-			}
+			buf, err := rp.r.LoadPackRange(ctx, first.Pack, run[0].id, start, int64(last.Offset)+int64(last.Length))
 			mu.Lock()
 			defer mu.Unlock()
 			for _, b := range run {
-				o := int64(b.loc.Offset) - start
-				switch {
-				case err != nil:
-					failed[b.id] = fmt.Errorf("load blob %s from %v: %w", b.id.Short(), h, err)
-				case o+int64(b.loc.Length) > int64(len(buf)):
-					failed[b.id] = &repo.CorruptError{Object: h.String(), Blob: b.id, Err: errors.New("pack is shorter than the index says")}
-				default:
-					stored[b.id] = buf[o : o+int64(b.loc.Length)]
+				if err != nil {
+					failed[b.id] = err
+					continue
 				}
+				o := int64(b.loc.Offset) - start
+				stored[b.id] = buf[o : o+int64(b.loc.Length)]
 			}
 		})
 	}

@@ -118,8 +118,7 @@ func (d *snapDir) opened(n *repo.Node) {
 	if t == nil {
 		return
 	}
-	i, ok := slices.BinarySearchFunc(t.Nodes, n.Name, func(m *repo.Node, name string) int { return strings.Compare(m.Name, name) })
-	if ok {
+	if i, ok := t.Index(n.Name); ok {
 		d.ahead.opened(d.rp, t, i, d.inoOf(t))
 	}
 }
