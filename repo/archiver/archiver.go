@@ -152,6 +152,9 @@ func BackupMany(ctx context.Context, targets []Target, paths []string, opts Opti
 		}
 		sources = append(sources, abs)
 	}
+	if sources, err = resolveNested(sources); err != nil {
+		return nil, err
+	}
 	sources = dropNested(sources)
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
@@ -246,6 +249,45 @@ func (a *archiver) finish(t *target, id repo.ID, sources []string, start time.Ti
 		return Result{Err: err}
 	}
 	return Result{Snapshot: snap}
+}
+
+// resolveNested replaces each source that lies below another source but
+// behind a symlink (A and A/lnk/sub) by its real path: the enclosing
+// source records lnk as a symlink, so the nested one cannot be recorded
+// under the path as given, and dropping it would lose it silently. It is
+// backed up as a tree of its own at the path the link leads to (which
+// dropNested then drops if another source holds it). Links are followed
+// as for the walk's way to a source: root's and the user's own only.
+func resolveNested(paths []string) ([]string, error) {
+	out := slices.Clone(paths)
+	for i, p := range paths {
+		var outer string
+		for _, q := range paths {
+			if q != p && (q == "/" || strings.HasPrefix(p, q+"/")) && len(q) > len(outer) {
+				outer = q
+			}
+		}
+		if outer == "" || !linkBetween(outer, filepath.Dir(p)) {
+			continue
+		}
+		real, err := realPath(filepath.Dir(p))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out[i] = filepath.Join(real, filepath.Base(p))
+	}
+	return out, nil
+}
+
+// linkBetween reports whether a directory below outer on the way to dir
+// (dir included) is a symlink.
+func linkBetween(outer, dir string) bool {
+	for d := dir; d != outer && len(d) > len(outer); d = filepath.Dir(d) {
+		if fi, err := os.Lstat(d); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dropNested removes sources inside other sources, and duplicates.
@@ -439,12 +481,22 @@ func (a *archiver) report(path string, err error) {
 	}
 }
 
-// readXattrsReported reads path's xattrs, reporting a failure other than
-// the entry having vanished.
-func (a *archiver) readXattrsReported(path string) []repo.Xattr {
-	xa, err := readXattrs(path)
+// xattrsReported reads the xattrs of the entry at path with x, reporting
+// a failure other than the entry having vanished.
+func (a *archiver) xattrsReported(path string, x xattrReader) []repo.Xattr {
+	xa, err := readXattrs(x)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		a.report(path, fmt.Errorf("xattrs: %w", err))
 	}
 	return xa
+}
+
+// xattrsFd reads the xattrs of the open entry fd at path.
+func (a *archiver) xattrsFd(path string, fd int) []repo.Xattr {
+	return a.xattrsReported(path, fdXattrs(fd))
+}
+
+// xattrsAt reads the xattrs of entry name of directory dirfd, at path.
+func (a *archiver) xattrsAt(path string, dirfd int, name string) []repo.Xattr {
+	return a.xattrsReported(path, pathXattrs(atPath(dirfd, name, path)))
 }

@@ -3,9 +3,7 @@ package archiver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync"
 
@@ -17,7 +15,9 @@ import (
 
 // fileJob is one regular file: decided by needsRead, read by saveFile.
 type fileJob struct {
-	path    string
+	dirfd   int    // the open directory the file is an entry of
+	name    string // in dirfd
+	path    string // for reports
 	st      unix.Stat_t
 	node    *repo.Node // the file's metadata, the template of its records
 	parents nodes      // the parent snapshots' records of it
@@ -27,8 +27,8 @@ type fileJob struct {
 	ok      bool // false: leave the entry out
 }
 
-func (a *archiver) newJob(path string, st *unix.Stat_t, node *repo.Node, parents nodes) *fileJob {
-	return &fileJob{path: path, st: *st, node: node, parents: parents, reuse: make([]bool, len(a.targets))}
+func (a *archiver) newJob(dirfd int, path string, st *unix.Stat_t, node *repo.Node, parents nodes) *fileJob {
+	return &fileJob{dirfd: dirfd, name: node.Name, path: path, st: *st, node: node, parents: parents, reuse: make([]bool, len(a.targets))}
 }
 
 // needsRead decides for each live target whether its parent snapshot's
@@ -49,7 +49,7 @@ func (a *archiver) needsRead(job *fileJob) bool {
 	if need {
 		return true
 	}
-	job.node.Xattrs = a.readXattrsReported(job.path)
+	job.node.Xattrs = a.xattrsAt(job.path, job.dirfd, job.name)
 	a.files.Add(1)
 	a.unchanged.Add(1)
 	a.bytes.Add(job.node.Size)
@@ -130,7 +130,7 @@ func (a *archiver) worker(ctx context.Context) {
 
 // hookedFile reports reads to Options.onRead.
 type hookedFile struct {
-	f    *os.File
+	f    io.ReaderAt
 	path string
 	fn   func(path string, off, n int64)
 }
@@ -148,22 +148,19 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 	if a.opts.beforeOpen != nil {
 		a.opts.beforeOpen(job.path)
 	}
-	f, err := os.OpenFile(job.path, os.O_RDONLY|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, unix.EPERM) {
-		f, err = os.OpenFile(job.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	}
+	fd, err := openFile(job.dirfd, job.name)
 	if err != nil {
 		return &readError{err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return &readError{err}
 	}
-	if st.Ino != job.st.Ino || st.Dev != job.st.Dev {
-		return &readError{fmt.Errorf("%w: replaced", ErrChanged)}
+	if st.Ino != job.st.Ino || st.Dev != job.st.Dev || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &readError{errReplaced}
 	}
-	job.node.Xattrs = a.readXattrsReported(job.path)
+	job.node.Xattrs = a.xattrsFd(job.path, fd)
 
 	var groups []*seedGroup // the chunkers needed, in a.groups order
 	for i, t := range a.targets {
@@ -171,14 +168,13 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 			groups = append(groups, t.group)
 		}
 	}
-	var src io.ReaderAt = f
+	var src io.ReaderAt = fdReader(fd)
 	if a.opts.onRead != nil {
-		src = hookedFile{f, job.path, a.opts.onRead}
+		src = hookedFile{src, job.path, a.opts.onRead}
 	}
 	contents := make([][]repo.ID, len(a.groups))
 	var read int64
 	size := st.Size
-	fd := int(f.Fd())
 	for off := int64(0); off < size && len(groups) > 0; {
 		// Find the next data region; holes become zero chunks.
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)

@@ -71,15 +71,41 @@ func recordable(ts unix.Timespec) time.Time {
 	return t
 }
 
-// readXattrs returns all extended attributes of path (not following
-// symlinks). Filesystems without xattr support yield none.
-func readXattrs(path string) ([]repo.Xattr, error) {
+// xattrReader lists and reads one entry's extended attributes: by
+// descriptor or by a path whose last component is not followed.
+type xattrReader struct {
+	list func(buf []byte) (int, error)
+	get  func(name string, buf []byte) (int, error)
+}
+
+// fdXattrs reads the xattrs of an open file or directory.
+func fdXattrs(fd int) xattrReader {
+	return xattrReader{
+		list: func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		get:  func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) },
+	}
+}
+
+// pathXattrs reads the xattrs of path, not following a symlink there.
+func pathXattrs(path string) xattrReader {
+	return xattrReader{
+		list: func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+		get:  func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) },
+	}
+}
+
+// readXattrs returns all extended attributes that x reads. Filesystems
+// without xattr support yield none.
+func readXattrs(x xattrReader) ([]repo.Xattr, error) {
 	buf := make([]byte, 1024)
 	var size int
 	for {
-		n, err := unix.Llistxattr(path, buf)
+		n, err := x.list(buf)
 		if errors.Is(err, unix.ERANGE) {
 			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
@@ -98,9 +124,12 @@ func readXattrs(path string) ([]repo.Xattr, error) {
 	val := make([]byte, 256)
 	for _, name := range splitNull(buf[:size]) {
 		for {
-			n, err := unix.Lgetxattr(path, name, val)
+			n, err := x.get(name, val)
 			if errors.Is(err, unix.ERANGE) {
 				val = make([]byte, len(val)*4)
+				continue
+			}
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if errors.Is(err, unix.ENODATA) {

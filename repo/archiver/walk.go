@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -135,16 +134,23 @@ func (a *archiver) loadTrees(ids []*repo.ID) []*repo.Tree {
 
 // saveRoot builds the root tree of each target: each source under its
 // absolute path, with the directories on the way recorded with their own
-// metadata. parents and parentIDs are the targets' parent snapshots'
-// root trees.
+// metadata. parents and parentIDs are the targets' parent snapshots' root
+// trees. The walk starts at a descriptor of "/" and goes down by
+// descriptors (dirfd.go).
 func (a *archiver) saveRoot(ctx context.Context, sources []string, parents []*repo.Tree, parentIDs []*repo.ID) ([]repo.ID, error) {
+	root, err := rootFD()
+	if err != nil {
+		return nil, err
+	}
 	if len(sources) == 1 && sources[0] == "/" {
 		var st unix.Stat_t
-		if err := unix.Lstat("/", &st); err != nil {
+		if err := unix.Fstat(root, &st); err != nil {
+			unix.Close(root)
 			return nil, err
 		}
-		return a.saveDir(ctx, "/", &st, parents, parentIDs)
+		return a.saveDir(ctx, root, "/", &st, parents, parentIDs)
 	}
+	defer unix.Close(root)
 	// Group sources by their first component.
 	type group struct {
 		name string
@@ -161,7 +167,7 @@ func (a *archiver) saveRoot(ctx context.Context, sources []string, parents []*re
 	}
 	return a.saveAncestor(ctx, func(ctx context.Context, add func(nodes)) error {
 		for _, g := range groups {
-			n, err := a.saveSources(ctx, "/"+g.name, g.rest, findAll(parents, g.name))
+			n, err := a.saveSources(ctx, root, "/"+g.name, g.rest, findAll(parents, g.name))
 			if err != nil {
 				return err
 			}
@@ -173,31 +179,31 @@ func (a *archiver) saveRoot(ctx context.Context, sources []string, parents []*re
 	})
 }
 
-// saveSources returns the entry for path, where rest lists the sources
-// relative to path ("" = path itself is a source).
-func (a *archiver) saveSources(ctx context.Context, path string, rest []string, parents nodes) (nodes, error) {
+// saveSources returns the entry for path, entry of directory dirfd, where
+// rest lists the sources relative to path ("" = path itself is a source).
+func (a *archiver) saveSources(ctx context.Context, dirfd int, path string, rest []string, parents nodes) (nodes, error) {
+	name := filepath.Base(path)
 	if slices.Contains(rest, "") {
 		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
+		if err := lstatAt(dirfd, name, &st); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return a.saveEntry(ctx, path, &st, parents)
+		return a.saveEntry(ctx, dirfd, path, &st, parents)
 	}
 	// A directory on the way to a source is followed if it is a symlink
-	// (/var/run -> /run): the snapshot records the path as given.
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nil, err
-	}
-	node := nodeFromStat(filepath.Base(path), &st, a.names)
-	if node.Type != repo.NodeDir {
-		return nil, fmt.Errorf("%s is not a directory", path)
-	}
-	real, err := filepath.EvalSymlinks(path)
+	// of root's or the backup user's (/var/run -> /run): the snapshot
+	// records the path as given.
+	var hops int
+	fd, st, err := openFollow(dirfd, name, &hops)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%s is not a directory", path)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	node.Xattrs = a.readXattrsReported(real)
+	defer unix.Close(fd)
+	node := nodeFromStat(name, &st, a.names)
+	node.Xattrs = a.xattrsFd(path, fd)
 	ptrees := a.loadTrees(subtreeIDs(parents))
 	var groups [][2]string // child name, rest
 	for _, r := range rest {
@@ -212,7 +218,7 @@ func (a *archiver) saveSources(ctx context.Context, path string, rest []string, 
 				sub = append(sub, groups[j][1])
 				j++
 			}
-			n, err := a.saveSources(ctx, path+"/"+groups[i][0], sub, findAll(ptrees, groups[i][0]))
+			n, err := a.saveSources(ctx, fd, path+"/"+groups[i][0], sub, findAll(ptrees, groups[i][0]))
 			if err != nil {
 				return err
 			}
@@ -239,25 +245,34 @@ func (a *archiver) saveAncestor(ctx context.Context, fill func(context.Context, 
 	return a.saveTrees(ctx, entries, nil, nil)
 }
 
-// saveEntry records one filesystem entry other than a file below a
-// directory (those go through the workers), and for a directory its whole
-// subtree. A nil entry and nil error mean: left out (reported already).
-func (a *archiver) saveEntry(ctx context.Context, path string, st *unix.Stat_t, parents nodes) (nodes, error) {
+// saveEntry records entry path of directory dirfd, with lstat data st,
+// other than a file below a directory (those go through the workers), and
+// for a directory its whole subtree. A nil entry and nil error mean: left
+// out (reported already).
+func (a *archiver) saveEntry(ctx context.Context, dirfd int, path string, st *unix.Stat_t, parents nodes) (nodes, error) {
 	name := filepath.Base(path)
 	node := nodeFromStat(name, st, a.names)
 	switch node.Type {
 	case repo.NodeDir:
-		node.Xattrs = a.readXattrsReported(path)
+		fd, _, err := openDir(dirfd, name, st)
+		if err != nil {
+			// Keep the directory itself, empty; a directory swapped
+			// for something else is reported like a changed file.
+			a.report(path, err)
+			fd = -1
+		} else {
+			node.Xattrs = a.xattrsFd(path, fd)
+		}
 		pids := subtreeIDs(parents)
 		ptrees := a.loadTrees(pids)
-		ids, err := a.saveDir(ctx, path, st, ptrees, pids)
+		ids, err := a.saveDir(ctx, fd, path, st, ptrees, pids)
 		if err != nil {
 			return nil, err
 		}
 		return a.withSubtrees(node, ids), nil
 	case repo.NodeSymlink:
-		node.Xattrs = a.readXattrsReported(path)
-		target, err := os.Readlink(path)
+		node.Xattrs = a.xattrsAt(path, dirfd, name)
+		target, err := readlinkAt(dirfd, name, st.Size)
 		if err != nil {
 			a.report(path, err)
 			return nil, nil
@@ -266,7 +281,7 @@ func (a *archiver) saveEntry(ctx context.Context, path string, st *unix.Stat_t, 
 		a.others.Add(1)
 	case repo.NodeFile:
 		// A source that is a file.
-		job := a.newJob(path, st, node, parents)
+		job := a.newJob(dirfd, path, st, node, parents)
 		if !a.needsRead(job) {
 			return job.out, nil
 		}
@@ -279,43 +294,60 @@ func (a *archiver) saveEntry(ctx context.Context, path string, st *unix.Stat_t, 
 		}
 		return job.out, nil
 	default:
-		node.Xattrs = a.readXattrsReported(path)
+		node.Xattrs = a.xattrsAt(path, dirfd, name)
 		a.others.Add(1)
 	}
 	return a.same(node), nil
 }
 
-// saveDir saves the trees of directory path. Files go to the workers;
-// subdirectories are walked by goroutines of their own while a dirSlots
-// slot is free, else here, depth first. A slot is only ever tried, never
-// waited for, so a walker never blocks on another.
+// saveDir saves the trees of directory path, open as fd (-1: unreadable,
+// saved empty), which it closes. Files go to the workers; subdirectories
+// are walked by goroutines of their own while a dirSlots slot is free,
+// else here, depth first. A slot is only ever tried, never waited for, so
+// a walker never blocks on another.
+//
+// Everything started with fd is waited for before fd is closed, on every
+// return: a closed descriptor's number is soon another's, and an openat
+// through it would read a directory the walk never checked.
 //
 // parents and parentIDs are the parent snapshots' trees for this
 // directory, per target: a target for which every entry turns out the same
 // reuses its parent's tree without encoding a new one.
-func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, parents []*repo.Tree, parentIDs []*repo.ID) ([]repo.ID, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, context.Cause(ctx)
-	}
-	f, err := os.Open(path)
-	var names []string
-	if err == nil {
-		names, err = f.Readdirnames(-1)
-		f.Close()
-	}
-	if err != nil {
-		a.report(path, err)
-		// Keep the directory itself, empty.
-	}
-	slices.Sort(names)
-
+func (a *archiver) saveDir(ctx context.Context, fd int, path string, st *unix.Stat_t, parents []*repo.Tree, parentIDs []*repo.ID) ([]repo.ID, error) {
 	type result struct {
 		entry nodes
 		err   error
 		done  chan struct{} // closed when entry and err are set
 		job   *fileJob      // or: a file read by the workers
 	}
-	results := make([]*result, 0, len(names))
+	var results []*result
+	defer func() {
+		for _, res := range results {
+			switch {
+			case res.job != nil:
+				<-res.job.done // workers finish every job, even after a failure
+			case res.done != nil:
+				<-res.done
+			}
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	var names []string
+	if fd >= 0 {
+		var err error
+		if names, err = readNames(fd); err != nil {
+			a.report(path, err)
+			names = nil // keep the directory itself, empty
+		}
+	}
+	slices.Sort(names)
+
+	results = make([]*result, 0, len(names))
 	for _, name := range names {
 		if a.skip.skips(st, name) {
 			continue // not even a stat: it may be our own mount
@@ -325,7 +357,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 			child = "/" + name
 		}
 		var cst unix.Stat_t
-		if err := unix.Lstat(child, &cst); err != nil {
+		if err := lstatAt(fd, name, &cst); err != nil {
 			a.report(child, err)
 			continue
 		}
@@ -335,7 +367,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 		}
 		pnodes := findAll(parents, name)
 		if cst.Mode&unix.S_IFMT == unix.S_IFREG {
-			job := a.newJob(child, &cst, nodeFromStat(name, &cst, a.names), pnodes)
+			job := a.newJob(fd, child, &cst, nodeFromStat(name, &cst, a.names), pnodes)
 			if !a.needsRead(job) {
 				results = append(results, &result{entry: job.out})
 				continue
@@ -353,7 +385,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 			if a.opts.OneFileSystem {
 				continue
 			}
-			if a.opts.SkipVirtual && isVirtual(child) {
+			if a.opts.SkipVirtual && isVirtual(atPath(fd, name, child)) {
 				e, err := a.emptyDir(ctx, name, &cst)
 				results = append(results, &result{entry: e, err: err})
 				continue
@@ -367,13 +399,13 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 				go func() {
 					defer func() { <-a.dirSlots }()
 					defer close(res.done)
-					res.entry, res.err = a.saveEntry(ctx, child, &cst, pnodes)
+					res.entry, res.err = a.saveEntry(ctx, fd, child, &cst, pnodes)
 				}()
 				continue
 			default:
 			}
 		}
-		res.entry, res.err = a.saveEntry(ctx, child, &cst, pnodes)
+		res.entry, res.err = a.saveEntry(ctx, fd, child, &cst, pnodes)
 		close(res.done)
 	}
 
@@ -382,7 +414,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, st *unix.Stat_t, pa
 	for _, res := range results {
 		switch {
 		case res.job != nil:
-			<-res.job.done // workers finish every job, even after a failure
+			<-res.job.done
 			if res.job.ok {
 				entries = append(entries, res.job.out)
 			}
