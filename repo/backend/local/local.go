@@ -22,9 +22,15 @@
 // file, and two racing Saves of one name cannot both win. List skips
 // temporary files, and object names starting with ".tmp-" are refused.
 //
-// Objects are created with mode 0644 and directories with 0755, both
-// reduced by the umask: everything stored is encrypted, and the directory
-// holding the repository is where access is meant to be restricted.
+// Objects are created with mode 0600 and directories with 0700, both
+// reduced by the umask. Everything stored is encrypted, but keys/<id> holds
+// the master key wrapped by a password-derived key: anyone who can copy it
+// can guess the password offline, at their own pace. A repository is shared
+// with a group as in restic's group-accessible repositories: new objects
+// and directories get the group bits of config (chmod -R g+rX by an admin:
+// 0640 and 0750; g+rwX: 0660 and 0770). The mode of config is looked at when
+// the backend is opened and, while there is no config, by every Save, until
+// one is found; from then on the modes stay as decided.
 //
 // Native errors are wrapped so that errors.Is finds both the backend
 // sentinel and the original error: ENOENT is ErrNotExist, EEXIST ErrExist,
@@ -55,10 +61,29 @@ var (
 // tmpPrefix starts the names of files that are not objects yet.
 const tmpPrefix = ".tmp-"
 
-const (
-	fileMode = 0o644
-	dirMode  = 0o755
-)
+// modes are the permissions of new files and directories, before the umask.
+type modes struct {
+	file, dir os.FileMode
+}
+
+// privateModes keep the repository, key files included, to its owner.
+var privateModes = modes{file: 0o600, dir: 0o700}
+
+// modesOf returns the modes that follow config's group bits, as restic's
+// group-accessible repositories do: a group that may read config may read
+// (and enter) everything, a group that may write it may write everything.
+func modesOf(config os.FileMode) modes {
+	m := privateModes
+	if config&0o040 != 0 {
+		m.file |= 0o040
+		m.dir |= 0o050
+	}
+	if config&0o020 != 0 {
+		m.file |= 0o020
+		m.dir |= 0o020
+	}
+	return m
+}
 
 // Backend stores objects in a directory. It holds no open files between
 // calls; all state is on disk, so several processes may share a root.
@@ -66,6 +91,9 @@ type Backend struct {
 	root string
 
 	closed atomic.Bool
+	// perm is nil until config has been seen, then the modes it decided;
+	// see Backend.modes.
+	perm atomic.Pointer[modes]
 	// noRenameat2 is set once the filesystem has refused renameat2 with
 	// EINVAL or ENOSYS; Save then commits with link(2) and unlink(2).
 	noRenameat2 atomic.Bool
@@ -82,7 +110,31 @@ func Open(root string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
-	return &Backend{root: abs}, nil
+	b := &Backend{root: abs}
+	b.modes() // follow the repository's config as it is now, if there is one
+	return b, nil
+}
+
+// modes returns the permissions for new files and directories: those that
+// follow config's group bits (modesOf), privateModes without a config. The first config
+// found decides, at Open or, for a repository that had no config then
+// (not created yet, or being created), at a later call. Until then each
+// call costs a stat, and private is assumed.
+func (b *Backend) modes() modes {
+	if m := b.perm.Load(); m != nil {
+		return *m
+	}
+	fi, err := os.Stat(filepath.Join(b.root, "config"))
+	if err != nil {
+		// No config yet, or one we cannot see: nothing tells us the
+		// repository is shared, so keep new files private.
+		return privateModes
+	}
+	m := modesOf(fi.Mode().Perm())
+	// A racing call may have decided first, from an older mode of config;
+	// all calls return the same modes from here on.
+	b.perm.CompareAndSwap(nil, &m)
+	return *b.perm.Load()
 }
 
 // Location implements backend.Backend: the absolute root directory.
@@ -153,6 +205,9 @@ func (b *Backend) Create(ctx context.Context) error {
 	for i := range 256 {
 		dirs = append(dirs, filepath.Join(data, fmt.Sprintf("%02x", i)))
 	}
+	// There is no config in an empty directory, so these are private
+	// unless a config appeared since the check above.
+	dirMode := b.modes().dir
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, dirMode); err != nil {
 			return fmt.Errorf("create: %w", translate(err))
@@ -186,7 +241,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 		return err
 	}
 	dir := b.dirOf(h)
-	tmp, err := b.writeTemp(h, dir, data)
+	tmp, err := b.writeTemp(h, dir, data, b.modes())
 	if err != nil {
 		return fmt.Errorf("save %v: %w", h, translate(err))
 	}
@@ -209,19 +264,20 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 }
 
 // writeTemp writes data to a new temporary file in dir, fsyncs and closes
-// it, and returns its path. On failure it leaves no file behind.
-func (b *Backend) writeTemp(h backend.Handle, dir string, data []byte) (string, error) {
-	f, err := createTemp(dir)
+// it, and returns its path. The file, and dir if it has to be made, are
+// created with m. On failure it leaves no file behind.
+func (b *Backend) writeTemp(h backend.Handle, dir string, data []byte, m modes) (string, error) {
+	f, err := createTemp(dir, m.file)
 	if errors.Is(err, unix.ENOENT) && h.Type == backend.PackFile {
 		// A pack prefix outside 00..ff. Mkdir, not MkdirAll: if data/
 		// itself is missing the repository is, and Save must say so.
-		if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := os.Mkdir(dir, m.dir); err != nil && !errors.Is(err, unix.EEXIST) {
 			return "", err
 		}
 		if err := syncDir(filepath.Dir(dir)); err != nil {
 			return "", err
 		}
-		f, err = createTemp(dir)
+		f, err = createTemp(dir, m.file)
 	}
 	if err != nil {
 		return "", err
@@ -240,12 +296,14 @@ func (b *Backend) writeTemp(h backend.Handle, dir string, data []byte) (string, 
 	return f.Name(), nil
 }
 
-// createTemp creates a new temporary file in dir. Unlike os.CreateTemp it
-// uses fileMode, so committed objects need no chmod.
-func createTemp(dir string) (*os.File, error) {
+// createTemp creates a new temporary file in dir with mode perm. Unlike
+// os.CreateTemp (always 0600) it takes the mode, so committed objects need
+// no chmod, and an object is never readable by more users than its final
+// mode allows, not even while it is being written.
+func createTemp(dir string, perm os.FileMode) (*os.File, error) {
 	for range 10 {
 		name := filepath.Join(dir, fmt.Sprintf("%s%016x", tmpPrefix, rand.Uint64()))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}

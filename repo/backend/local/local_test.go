@@ -88,20 +88,156 @@ func TestLayout(t *testing.T) {
 		{Type: backend.SnapshotFile, Name: name}:     "snapshots/" + name,
 		{Type: backend.LockFile, Name: name + "-lk"}: "locks/" + name + "-lk",
 	}
-	umask := unix.Umask(0)
-	unix.Umask(umask)
 	for h, rel := range objects {
 		if err := b.Save(t.Context(), h, []byte(rel)); err != nil {
 			t.Fatalf("Save(%v): %v", h, err)
 		}
-		fi, err := os.Stat(filepath.Join(root, rel))
-		if err != nil {
+		if _, err := os.Stat(filepath.Join(root, rel)); err != nil {
 			t.Fatalf("%v not stored at %s: %v", h, rel, err)
 		}
-		if want := fs.FileMode(fileMode &^ umask); fi.Mode() != want {
-			t.Errorf("%s has mode %v, want %v", rel, fi.Mode(), want)
-		}
 	}
+}
+
+// noUmask clears the umask for the rest of the test, so that modes can be
+// compared exactly. The umask is per process: tests calling this must not
+// be parallel.
+func noUmask(t *testing.T) {
+	old := unix.Umask(0)
+	t.Cleanup(func() { unix.Umask(old) })
+}
+
+// wantMode fails the test unless root/rel has the permissions want.
+func wantMode(t *testing.T, root, rel string, want fs.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatalf("stat %s: %v", rel, err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %#o, want %#o", rel, got, want)
+	}
+}
+
+// saveEveryKind saves one object of each type, and packs whose directories
+// Save has to make (data/zz, and data/ab if removed beforehand). It returns
+// the objects' paths under the root.
+func saveEveryKind(t *testing.T, b *Backend, config bool) []string {
+	t.Helper()
+	name := strings.Repeat("ab12", 16)
+	objects := map[backend.Handle]string{
+		{Type: backend.KeyFile, Name: name}:          "keys/" + name,
+		{Type: backend.PackFile, Name: name}:         "data/ab/" + name,
+		{Type: backend.PackFile, Name: "zz"}:         "data/zz/zz",
+		{Type: backend.IndexFile, Name: name}:        "index/" + name,
+		{Type: backend.SnapshotFile, Name: name}:     "snapshots/" + name,
+		{Type: backend.LockFile, Name: name + "-lk"}: "locks/" + name + "-lk",
+	}
+	if config {
+		objects[backend.Handle{Type: backend.ConfigFile}] = "config"
+	}
+	var saved []string
+	for h, rel := range objects {
+		if err := b.Save(t.Context(), h, []byte(rel)); err != nil {
+			t.Fatalf("Save(%v): %v", h, err)
+		}
+		saved = append(saved, rel)
+	}
+	return saved
+}
+
+// TestPrivateModes: a new repository is its owner's alone, key files
+// included, so no other local user can copy a key and guess the password.
+func TestPrivateModes(t *testing.T) {
+	noUmask(t)
+	root := filepath.Join(t.TempDir(), "repo")
+	b := create(t, root)
+	dirs := []string{".", "keys", "data", "index", "snapshots", "locks"}
+	for i := range 256 {
+		dirs = append(dirs, fmt.Sprintf("data/%02x", i))
+	}
+	for _, d := range dirs {
+		wantMode(t, root, d, 0o700)
+	}
+	for _, rel := range saveEveryKind(t, b, true) {
+		wantMode(t, root, rel, 0o600)
+	}
+	wantMode(t, root, "data/zz", 0o700)
+
+	// Reopened, the repository stays private.
+	b2 := open(t, root)
+	defer b2.Close()
+	h := backend.Handle{Type: backend.KeyFile, Name: "second"}
+	if err := b2.Save(t.Context(), h, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	wantMode(t, root, "keys/second", 0o600)
+}
+
+// TestGroupModes: once an admin has made config group-readable to share
+// the repository, objects and directories made later are group-readable
+// too, whether config was so when the backend was opened or only became
+// visible afterwards.
+func TestGroupModes(t *testing.T) {
+	noUmask(t)
+	check := func(t *testing.T, root string, b *Backend) {
+		t.Helper()
+		// Save makes pack directories that are missing; they must be
+		// group-readable for the packs in them to be.
+		if err := os.Remove(filepath.Join(root, "data", "ab")); err != nil {
+			t.Fatal(err)
+		}
+		for _, rel := range saveEveryKind(t, b, false) {
+			wantMode(t, root, rel, 0o640)
+		}
+		wantMode(t, root, "data/ab", 0o750)
+		wantMode(t, root, "data/zz", 0o750)
+	}
+
+	// shared creates a repository, sets its config's mode and reopens it.
+	shared := func(t *testing.T, mode os.FileMode) (string, *Backend) {
+		root := filepath.Join(t.TempDir(), "repo")
+		b := create(t, root)
+		if err := b.Save(t.Context(), backend.Handle{Type: backend.ConfigFile}, []byte("config")); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if err := os.Chmod(filepath.Join(root, "config"), mode); err != nil {
+			t.Fatal(err)
+		}
+		b = open(t, root)
+		t.Cleanup(func() { b.Close() })
+		return root, b
+	}
+
+	t.Run("at open", func(t *testing.T) {
+		root, b := shared(t, 0o640)
+		check(t, root, b)
+	})
+
+	// The backend was opened before the repository had a config, as when
+	// another process was still creating it.
+	// A group that may write config may write everything, as in restic.
+	t.Run("group-writable", func(t *testing.T) {
+		root, b := shared(t, 0o660)
+		for _, rel := range saveEveryKind(t, b, false) {
+			wantMode(t, root, rel, 0o660)
+		}
+		wantMode(t, root, "data/zz", 0o770)
+	})
+
+	t.Run("config seen later", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "repo")
+		b := open(t, root)
+		defer b.Close()
+		other := create(t, root)
+		if err := other.Save(t.Context(), backend.Handle{Type: backend.ConfigFile}, []byte("config")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(root, "config"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		check(t, root, b)
+	})
 }
 
 func TestCreateRefusesNonEmpty(t *testing.T) {
