@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -370,4 +371,95 @@ func TestBackupPlanCLI(t *testing.T) {
 	if labels := snapshotLabels(a); !strings.HasSuffix(labels[len(labels)-1], "_half") {
 		t.Fatalf("a has no snapshot of half: %v", labels)
 	}
+}
+
+// TestPlanHookEnvironmentAndLogPrivacy: a hook that prints its
+// environment shows, in plans/<p>/log read through the mount, the run's
+// variables and what the plan lists in hooks.env, and none of the
+// passwords and credentials the mount holds (CAIRN_PASSWORD, AWS keys,
+// the variables a repository names). With --allow-other the log is the
+// mounting user's alone unless the plan sets hooks.public_output;
+// status stays readable.
+func TestPlanHookEnvironmentAndLogPrivacy(t *testing.T) {
+	requireRoot(t)
+	a, src := smallRepo(t)
+	vault := &env{t: t, repo: filepath.Join(t.TempDir(), "vault"), password: "vault-password-3f9a"}
+	vault.ok("init")
+	secrets := map[string]string{
+		"CAIRN_PASSWORD":        a.password, // mountEnv sets it
+		"AWS_ACCESS_KEY_ID":     "it-aws-key-id-7c21",
+		"AWS_SECRET_ACCESS_KEY": "it-aws-secret-5d0e",
+		"IT_VAULT_PASS":         vault.password,
+		"IT_KEY_ID":             "it-key-id-91b7",
+		"IT_SECRET":             "it-secret-c4e8",
+	}
+	for k, v := range secrets {
+		if k != "CAIRN_PASSWORD" {
+			t.Setenv(k, v) // the mount's environment is ours (mountEnv)
+		}
+	}
+	t.Setenv("IT_VISIBLE", "it-visible-value")
+	extra := map[string]any{"vault": map[string]any{"url": vault.repo, "password_env": "IT_VAULT_PASS",
+		"access_key_id_env": "IT_KEY_ID", "secret_access_key_env": "IT_SECRET"}}
+	plans := map[string]any{
+		"private": map[string]any{"sources": []string{src}, "repos": []string{"local"},
+			"hooks": map[string]any{"before": []string{"env"}, "env": []string{"IT_VISIBLE", "IT_SET=set-by-plan"}}},
+		"public": map[string]any{"sources": []string{src}, "repos": []string{"local"},
+			"hooks": map[string]any{"before": []string{"echo public-hook-output"}, "public_output": true}},
+	}
+	cfg := writeConfig(t, []planRepo{{name: "local", url: a.repo}}, plans, extra)
+	dir := mountDir(t)
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil { // nobody may reach the mount
+		t.Fatal(err)
+	}
+	m := startMountFlags(t, dir, a.password, []string{"--config", cfg, "--allow-other"})
+
+	for _, p := range []string{"private", "public"} {
+		if s := runPlanInMount(t, dir, p); s.LastRun.Result != "success" {
+			t.Fatalf("plan %s: %+v", p, *s.LastRun)
+		}
+	}
+	log := tool(t, "", "cat", filepath.Join(dir, "plans", "private", "log"))
+	for name, v := range secrets {
+		if strings.Contains(log, v) || strings.Contains(log, `"message":"`+name+`=`) {
+			t.Errorf("plans/private/log shows $%s to the hook:\n%s", name, log)
+		}
+	}
+	for _, want := range []string{`"message":"CAIRN_PLAN=private"`, `"message":"CAIRN_REPO=local"`,
+		`"message":"IT_VISIBLE=it-visible-value"`, `"message":"IT_SET=set-by-plan"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("plans/private/log lacks %s:\n%s", want, log)
+		}
+	}
+
+	// A plan naming a credential variable in hooks.env is refused.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"sources": ["`+src+`"], "repos": ["local"], "hooks": {"env": ["IT_SECRET"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("cp", bad, filepath.Join(dir, "plans", "private", "plan.json")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Invalid argument") {
+		t.Errorf("cp of a plan with hooks.env [IT_SECRET]: %v, %q; want Invalid argument", err, out)
+	}
+	if s := readPlanStatus(t, dir, "private"); !strings.Contains(s.DefinitionError, `hooks.env[0]: IT_SECRET is the secret_access_key_env of repository "vault"`) {
+		t.Errorf("status definition_error %q, want the refusal of IT_SECRET", s.DefinitionError)
+	}
+
+	asNobody := func(args ...string) (string, error) {
+		cmd := exec.Command("cat", args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		cmd.Dir = "/"
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := asNobody(filepath.Join(dir, "plans", "private", "log")); err == nil || !strings.Contains(out, "Permission denied") {
+		t.Errorf("nobody reads plans/private/log: %v, %q; want Permission denied", err, out)
+	}
+	if out, err := asNobody(filepath.Join(dir, "plans", "private", "status")); err != nil || !strings.Contains(out, `"plan": "private"`) {
+		t.Errorf("nobody reads plans/private/status: %v, %q", err, out)
+	}
+	if out, err := asNobody(filepath.Join(dir, "plans", "public", "log")); err != nil || !strings.Contains(out, "public-hook-output") {
+		t.Errorf("nobody reads plans/public/log of a plan with public_output: %v, %q", err, out)
+	}
+	m.unmount()
 }

@@ -91,14 +91,25 @@ type Plan struct {
 	OneFileSystem bool      `json:"one_file_system,omitempty"`
 }
 
-// Hooks are shell commands run around a plan's run. Each gets the plan's
-// name, repository and snapshot in its environment; a failing Before
-// hook cancels the run.
+// Hooks are shell commands run around a plan's run. Each gets a minimal
+// environment (see hookEnv): a few harmless variables of cairn's own,
+// the plan's name, repository and snapshot, and what Env lists; never a
+// password or credential cairn reads. A failing Before hook cancels the
+// run.
 type Hooks struct {
 	Before  []string `json:"before,omitempty"`
 	After   []string `json:"after,omitempty"`
 	OnError []string `json:"on_error,omitempty"`
 	Timeout string   `json:"timeout,omitempty"` // per command, e.g. "5m"
+	// Env adds to the hooks' environment: "NAME" passes cairn's own
+	// variable (if set), "NAME=value" sets one. The values are part of
+	// the definition, which plan.json shows: name a variable for a
+	// secret, never write it here. Credential variables are refused.
+	Env []string `json:"env,omitempty"`
+	// PublicOutput lets every user who can reach the mount read the
+	// plan's log, which holds the hooks' output; by default only the
+	// mount's owner may (mode 0400, enforced with --allow-other).
+	PublicOutput bool `json:"public_output,omitempty"`
 }
 
 // Parse reads a configuration file's text strictly: a syntax error, an
@@ -338,7 +349,7 @@ func (p Plan) validate(path string, repos map[string]RepoDef) error {
 	if err := p.Retention.validate(field("retention")); err != nil {
 		return err
 	}
-	if err := p.Hooks.validate(field("hooks")); err != nil {
+	if err := p.Hooks.validate(field("hooks"), repos); err != nil {
 		return err
 	}
 	if err := checkTags(p.Tags, field("tags")); err != nil {
@@ -347,7 +358,9 @@ func (p Plan) validate(path string, repos map[string]RepoDef) error {
 	return nil
 }
 
-func (h Hooks) validate(path string) error {
+// validate checks the hooks; repos, if not nil, are the repositories
+// of the configuration, whose credential variables Env must not name.
+func (h Hooks) validate(path string, repos map[string]RepoDef) error {
 	for _, list := range []struct {
 		name string
 		cmds []string
@@ -367,7 +380,74 @@ func (h Hooks) validate(path string) error {
 			return &Error{Path: joinKey(path, "timeout"), Msg: err.Error()}
 		}
 	}
+	secrets := secretEnv(repos)
+	seen := make(map[string]bool)
+	for i, e := range h.Env {
+		at := joinIndex(joinKey(path, "env"), i)
+		name, value, set := strings.Cut(e, "=")
+		switch {
+		case !validEnvName(name):
+			// The name only: status, which everyone may read, shows
+			// the message, and the value of a refused entry is nowhere
+			// else.
+			return &Error{Path: at, Msg: fmt.Sprintf("want NAME or NAME=value; %q is not a variable name (letters, digits and _, not starting with a digit)", name)}
+		case set && strings.ContainsRune(value, 0):
+			return &Error{Path: at, Msg: fmt.Sprintf("the value of %s contains a NUL byte", name)}
+		case secrets[name] != "":
+			return &Error{Path: at, Msg: fmt.Sprintf("%s is %s; hooks never get passwords or credentials", name, secrets[name])}
+		case slices.Contains(runEnv, name):
+			return &Error{Path: at, Msg: fmt.Sprintf("%s is set by each run", name)}
+		case seen[name]:
+			return &Error{Path: at, Msg: fmt.Sprintf("%s is listed twice", name)}
+		}
+		seen[name] = true
+	}
 	return nil
+}
+
+// validEnvName reports whether s is a portable environment variable
+// name: letters, digits and '_', not starting with a digit.
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// credentialEnv are the variables cairn reads passwords and credentials
+// from whatever the configuration says (cmd/cairn: the command line's
+// password sources and the S3 credentials of repositories given by URL),
+// and the AWS session token that goes with them.
+var credentialEnv = []string{
+	"CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+}
+
+// secretEnv maps every variable that holds a password or credential for
+// cairn to what it is: credentialEnv, and the password_env,
+// access_key_id_env and secret_access_key_env of every repository of
+// repos (not only the plan's: the mount holds them all).
+func secretEnv(repos map[string]RepoDef) map[string]string {
+	m := make(map[string]string, len(credentialEnv)+3*len(repos))
+	for _, name := range credentialEnv {
+		m[name] = "where cairn reads a password or credential from"
+	}
+	for _, r := range sortedKeys(repos) {
+		d := repos[r]
+		for _, v := range []struct{ field, name string }{
+			{"password_env", d.PasswordEnv}, {"access_key_id_env", d.AccessKeyIDEnv}, {"secret_access_key_env", d.SecretAccessKeyEnv},
+		} {
+			if v.name != "" && m[v.name] == "" {
+				m[v.name] = fmt.Sprintf("the %s of repository %q", v.field, r)
+			}
+		}
+	}
+	return m
 }
 
 func checkTags(tags []string, path string) error {

@@ -16,7 +16,7 @@
 //	      "sources": ["/home/alice"], "exclude": ["**/.cache", "*.tmp"],
 //	      "repos": ["local", "offsite"], "schedule": "0 4 * * *", "jitter": "10m",
 //	      "retention": {"keep_last": 7, "keep_daily": 14, "keep_within": "48h"},
-//	      "hooks": {"before": ["mysqldump …"], "timeout": "5m"}, "tags": ["laptop"]
+//	      "hooks": {"before": ["mysqldump …"], "env": ["MYSQL_HOST"], "timeout": "5m"}, "tags": ["laptop"]
 //	    }
 //	  }
 //	}
@@ -30,8 +30,12 @@
 //
 // Definitions hold references to secrets (a password file, the names of
 // environment variables, a command), never secrets, so a Config can be
-// printed, saved and shown in the mounted tree as it is. Save writes
-// atomically (temporary file, fsync, rename, fsync of the directory).
+// printed, saved and shown in the mounted tree as it is. Hooks run with
+// a minimal environment, not cairn's, and hooks.env may not name a
+// variable cairn reads a password or credential from; its NAME=value
+// entries are shown like the rest, so they are for settings, not
+// secrets. Save writes atomically (temporary file, fsync, rename, fsync
+// of the directory).
 //
 // Retention.Apply decides which snapshots a policy keeps, with restic's
 // semantics, in a given time zone; it never forgets every snapshot.

@@ -13,6 +13,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(designExample))
 	f.Add([]byte(doc(okPlan)))
 	f.Add([]byte(`{"plans": {"a": {"sources": ["/x"], "repos": ["r"], "exclude": ["**/b/", "[!a]*"]}}, "repos": {"r": {"url": "s3://h/b"}}}`))
+	f.Add([]byte(`{"repos": {"r": {"url": "/r", "password_env": "P"}}, "plans": {"a": {"sources": ["/x"], "repos": ["r"], "hooks": {"env": ["LANG", "X=1=2", "P"], "public_output": true}}}}`))
 	f.Add([]byte(`{"repos": {}, "plans": {}}`))
 	f.Add([]byte("{\"plans\": {\"h\u00e4me\": []}}"))
 	f.Add([]byte(`{"a": [1, 2, {"b": null}]`))
@@ -46,6 +47,8 @@ func FuzzParse(f *testing.F) {
 func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte(`{"sources": ["/home/alice"], "repos": ["local"], "schedule": "0 4 * * *", "retention": {"keep_daily": 7, "keep_within": "2d"}}`))
 	f.Add([]byte(`{"sources": ["/x"], "repos": ["r"], "hooks": {"before": ["true"], "timeout": "1m"}, "jitter": "5m"}`))
+	f.Add([]byte(`{"sources": ["/x"], "repos": ["r"], "hooks": {"after": ["env"], "env": ["HOME=/h", "TERM"], "public_output": false}}`))
+	f.Add([]byte(`{"sources": ["/x"], "repos": ["r"], "hooks": {"env": ["CAIRN_PASSWORD"]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePlan(data)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,14 +23,72 @@ type hookRunner struct {
 	st    *planState
 	plan  string
 	hooks Hooks
+	// secrets are the variables hooks never get (secretEnv of the
+	// configuration the run uses), whatever the plan lists.
+	secrets map[string]string
+}
+
+// runEnv are the variables each run sets for its hooks.
+var runEnv = []string{"CAIRN_PLAN", "CAIRN_REPO", "CAIRN_SNAPSHOT", "CAIRN_STATUS"}
+
+// baseEnv are the variables of cairn's environment every hook gets, if
+// set: where to find programs and how to talk to the user, nothing that
+// authenticates anyone.
+var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// defaultPath is PATH for hooks when cairn has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// hookEnv builds a hook's environment from scratch rather than from
+// cairn's, which holds passwords and credentials (DESIGN.md §8): baseEnv
+// (PATH defaulting to defaultPath), then the plan's Hooks.Env ("NAME"
+// passed from lookup, "NAME=value" as given), then run, the run's own
+// "NAME=value" of runEnv, which nothing overrides. A name in secrets is
+// never passed, even if a definition listing it got past validation.
+func hookEnv(lookup func(string) (string, bool), extra []string, secrets map[string]string, run []string) []string {
+	vals := make(map[string]string)
+	var order []string
+	set := func(name, value string) {
+		if secrets[name] != "" {
+			return
+		}
+		if _, ok := vals[name]; !ok {
+			order = append(order, name)
+		}
+		vals[name] = value
+	}
+	for _, name := range baseEnv {
+		if v, ok := lookup(name); ok {
+			set(name, v)
+		} else if name == "PATH" {
+			set(name, defaultPath)
+		}
+	}
+	for _, e := range extra {
+		if name, value, ok := strings.Cut(e, "="); ok {
+			set(name, value)
+		} else if v, ok := lookup(name); ok {
+			set(name, v)
+		}
+	}
+	for _, e := range run {
+		name, value, _ := strings.Cut(e, "=")
+		set(name, value)
+	}
+	env := make([]string, len(order))
+	for i, name := range order {
+		env[i] = name + "=" + vals[name]
+	}
+	return env
 }
 
 // run runs cmds one after another with /bin/sh -c, each with the plan's
 // name, the repository (space-separated for several), the snapshot label
 // and the run's status so far in CAIRN_PLAN, CAIRN_REPO, CAIRN_SNAPSHOT
-// and CAIRN_STATUS, and with the timeout of the plan's hooks. Output goes
-// to the log line by line. The first command that fails (non-zero exit,
-// timeout) ends the list with its error.
+// and CAIRN_STATUS besides the rest of hookEnv, and with the timeout of
+// the plan's hooks. Output goes to the log line by line. The first
+// command that fails (non-zero exit, timeout) ends the list with its
+// error.
 func (h hookRunner) run(ctx context.Context, kind string, cmds []string, repoName, snapshot, status string) error {
 	timeout := DefaultHookTimeout
 	if h.hooks.Timeout != "" {
@@ -37,8 +96,8 @@ func (h hookRunner) run(ctx context.Context, kind string, cmds []string, repoNam
 			timeout = d
 		}
 	}
-	env := append(os.Environ(),
-		"CAIRN_PLAN="+h.plan, "CAIRN_REPO="+repoName, "CAIRN_SNAPSHOT="+snapshot, "CAIRN_STATUS="+status)
+	env := hookEnv(os.LookupEnv, h.hooks.Env, h.secrets, []string{
+		"CAIRN_PLAN=" + h.plan, "CAIRN_REPO=" + repoName, "CAIRN_SNAPSHOT=" + snapshot, "CAIRN_STATUS=" + status})
 	for _, c := range cmds {
 		ev := func(e Event) {
 			e.Hook, e.Command = kind, c

@@ -371,6 +371,14 @@ func (m *Manager) Log(name string) ([]byte, error) {
 	return st.logLines(), nil
 }
 
+// PublicOutput reports whether the plan lets every user read its log,
+// which holds its hooks' output (Hooks.PublicOutput); false for a plan
+// without a definition or none at all.
+func (m *Manager) PublicOutput(name string) bool {
+	p, ok, err := m.lookup(name)
+	return err == nil && ok && p.Hooks.PublicOutput
+}
+
 // ErrNoDefinition: a run was asked of a plan made by mkdir whose
 // plan.json has not been written yet.
 // It matches ErrInvalid, so that the write to run fails with EINVAL.

@@ -62,7 +62,7 @@ func (m *Manager) run(ctx context.Context, name string, p Plan, cfg *Config, st 
 		return res
 	}
 	ev(Event{Event: "start", Message: fmt.Sprintf("%s run into %s", trigger, strings.Join(p.Repos, ", "))})
-	hooks := hookRunner{m: m, st: st, plan: name, hooks: p.Hooks}
+	hooks := hookRunner{m: m, st: st, plan: name, hooks: p.Hooks, secrets: secretEnv(cfg.Repos)}
 	onError := func(repoName string) {
 		st.setPhase("on_error")
 		hooks.run(ctx, "on_error", p.Hooks.OnError, repoName, "", "failed")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -227,6 +229,67 @@ func TestReadControlFiles(t *testing.T) {
 	if a.Mode != tree.ModeFile|0o644 || !a.Mtime.Equal(p.Modified("home")) {
 		t.Fatalf("plan.json mode %o mtime %v", a.Mode, a.Mtime)
 	}
+}
+
+// The real model lets plans make their log public.
+var _ tree.OutputPublisher = (*plan.Manager)(nil)
+
+// TestLogPrivateUnlessPublicOutput: a plan's log, which holds its hooks'
+// output, is 0400 (the mount's owner only) unless the plan sets
+// hooks.public_output, and with a model that cannot say; status is 0444.
+func TestLogPrivateUnlessPublicOutput(t *testing.T) {
+	mode := func(root tree.Dir, path string) uint32 {
+		t.Helper()
+		a, err := lookup(t, root, path).Attr(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Mode
+	}
+	check := func(root tree.Dir, plan string, log uint32) {
+		t.Helper()
+		if got := mode(root, "plans/"+plan+"/log"); got != tree.ModeFile|log {
+			t.Errorf("plans/%s/log mode %o, want %o", plan, got&0o7777, log)
+		}
+		if got := mode(root, "plans/"+plan+"/status"); got != tree.ModeFile|0o444 {
+			t.Errorf("plans/%s/status mode %o, want 444", plan, got&0o7777)
+		}
+	}
+
+	root, _ := newPlansRoot(t) // a model without OutputPublisher
+	check(root, "home", 0o400)
+
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"repos": {"local": {"url": "/srv/backup"}},
+  "plans": {"home": {"sources": ["/home/alice"], "repos": ["local"], "hooks": {"before": ["env"]}},
+            "shared": {"sources": ["/srv"], "repos": ["local"], "hooks": {"before": ["env"], "public_output": true}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := plan.NewManager(t.Context(), cfg, nil, plan.ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = tree.NewRoot(nil, m)
+	check(root, "home", 0o400)
+	check(root, "shared", 0o444)
+	if _, err := lookup(t, root, "plans").(tree.Mkdirer).Mkdir(ctx, "draft", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check(root, "draft", 0o400)
+
+	// The mode follows the definition.
+	define := func(plan, def string) {
+		t.Helper()
+		h := openWrite(t, root, "plans/"+plan+"/plan.json", tree.OpenFlags{Truncate: true})
+		write(t, h, 0, def)
+		if err := h.Close(); err != nil {
+			t.Fatalf("defining %s: %v", plan, err)
+		}
+	}
+	define("home", `{"sources": ["/home/alice"], "repos": ["local"], "hooks": {"public_output": true}}`)
+	check(root, "home", 0o444)
+	define("shared", `{"sources": ["/srv"], "repos": ["local"], "hooks": {"public_output": false}}`)
+	check(root, "shared", 0o400)
 }
 
 func TestWriteDefines(t *testing.T) {

@@ -206,6 +206,25 @@ func (d *planDir) modified() time.Time {
 	return d.root.start
 }
 
+// OutputPublisher is implemented by a Plans model that lets a plan make
+// its log public (plan.Manager, from the plan's hooks.public_output).
+//
+// A plan's log holds its hooks' output, which may hold anything a hook
+// prints, so it is private to the mount's owner (0400) unless the model
+// says the plan opts in (0444). With --allow-other the kernel enforces
+// the mode (default_permissions). status stays 0444: it names hooks'
+// commands and exit statuses, as plan.json (0644) does, never their
+// output.
+type OutputPublisher interface {
+	PublicOutput(name string) bool
+}
+
+// publicOutput reports whether the plan's log may be read by everyone.
+func (d *planDir) publicOutput() bool {
+	p, ok := d.plans().(OutputPublisher)
+	return ok && p.PublicOutput(d.name)
+}
+
 func (d *planDir) Attr(ctx context.Context) (Attr, error) {
 	if !d.root.exists(d.name) {
 		return Attr{}, ErrNotExist
@@ -231,9 +250,9 @@ func (d *planDir) control(name string) Node {
 	case runName:
 		return &runFile{d: d, ino: ino}
 	case statusName:
-		return &infoFile{d: d, ino: ino, gen: d.plans().Status}
+		return &infoFile{d: d, ino: ino, gen: d.plans().Status, public: func() bool { return true }}
 	case logName:
-		return &infoFile{d: d, ino: ino, gen: d.plans().Log}
+		return &infoFile{d: d, ino: ino, gen: d.plans().Log, public: d.publicOutput}
 	}
 	return nil
 }
@@ -660,11 +679,13 @@ func (h *runHandle) Flush(ctx context.Context) error { return h.start(true) }
 func (h *runHandle) Fsync(ctx context.Context) error { return h.start(true) }
 func (h *runHandle) Close() error                    { return h.start(true) }
 
-// infoFile is plans/<name>/status or log: generated on each open.
+// infoFile is plans/<name>/status or log: generated on each open,
+// readable by everyone when public says so, else by the owner only.
 type infoFile struct {
-	d   *planDir
-	ino uint64
-	gen func(name string) ([]byte, error)
+	d      *planDir
+	ino    uint64
+	gen    func(name string) ([]byte, error)
+	public func() bool
 }
 
 func (f *infoFile) Mutable() bool { return true }
@@ -675,8 +696,12 @@ func (f *infoFile) Attr(ctx context.Context) (Attr, error) {
 	if err != nil {
 		return Attr{}, err
 	}
+	mode := uint32(0o400)
+	if f.public() {
+		mode = 0o444
+	}
 	now := time.Now()
-	return Attr{Ino: f.ino, Mode: ModeFile | 0o444, Nlink: 1, UID: f.d.root.uid, GID: f.d.root.gid,
+	return Attr{Ino: f.ino, Mode: ModeFile | mode, Nlink: 1, UID: f.d.root.uid, GID: f.d.root.gid,
 		Size: uint64(len(data)), Blocks: uint64(len(data)+511) / 512, Atime: now, Mtime: now, Ctime: now}, nil
 }
 
