@@ -43,6 +43,51 @@ func TestIncludeRestoresOnlyThatPath(t *testing.T) {
 	}
 }
 
+// TestRestoreRefusesForeignSymlinkTarget: a user plants
+// shared/restore-here -> elsewhere; root's restore into
+// shared/restore-here must not write into elsewhere. root's own symlink
+// is followed.
+func TestRestoreRefusesForeignSymlinkTarget(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	os.WriteFile(filepath.Join(src, "sub", "a.txt"), []byte("a"), 0o644)
+	e.ok("backup", src)
+
+	shared, elsewhere := t.TempDir(), t.TempDir()
+	link := filepath.Join(shared, "restore-here")
+	if err := os.Symlink(elsewhere, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("restore", "latest", "--target", link)
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1\nstderr: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"restore: target " + link + " is a symlink owned by uid 12345 (-> " + elsewhere + ")", "refusing to follow it"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q does not say %q", r.stderr, want)
+		}
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("restore wrote into the symlinked directory: %v", entries)
+	}
+	if entries, _ := os.ReadDir(shared); len(entries) != 1 {
+		t.Errorf("restore wrote next to the symlink: %v", entries)
+	}
+
+	if err := os.Lchown(link, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("restore", "latest", "--target", link)
+	if b, err := os.ReadFile(filepath.Join(elsewhere, src, "sub", "a.txt")); err != nil || string(b) != "a" {
+		t.Errorf("restore through root's symlink: %q, %v", b, err)
+	}
+}
+
 func TestJSONOutputIsOnlyJSON(t *testing.T) {
 	e := newEnv(t)
 	src := t.TempDir()

@@ -58,7 +58,7 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 			})
 			out.done()
 			if err != nil {
-				return err
+				return fmt.Errorf("restore: %w", err)
 			}
 			if out.json {
 				out.emit(map[string]any{"type": "summary", "snapshot": snap.ID().String(), "label": snap.Label,
@@ -74,7 +74,8 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&target, "target", "t", "", "directory to restore into (each source reappears under its absolute path)")
+	f.StringVarP(&target, "target", "t", "", "directory to restore into (each source reappears under its absolute path);\n"+
+		"a symlink on its path is followed only if owned by root or by you, else the restore is refused")
 	f.StringArrayVarP(&includes, "include", "i", nil, "restore only this path of the snapshot (repeatable)")
 	f.BoolVar(&numericOwner, "numeric-owner", false, "restore owners by recorded uid/gid, ignoring names")
 	return cmd

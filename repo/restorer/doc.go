@@ -54,6 +54,18 @@
 //
 // # Security (DESIGN.md §8)
 //
+// The target itself is resolved one component at a time from the root (or
+// the working directory) by descriptors, because root restores into paths
+// that other users can change: a symlink on the way is followed only if
+// it is owned by root or by the effective user, like the kernel's
+// fs.protected_symlinks; any other fails the restore before anything is
+// created, with a SymlinkError naming the link, its owner and what it
+// points to. A symlink's owner and contents are read through one
+// descriptor of the link, and each step opens with O_NOFOLLOW from the
+// directory reached so far, so a component swapped after its check is
+// never followed. Missing directories of the target are created (mode
+// 0700) only once the whole path is resolved.
+//
 // Everything is created relative to directory descriptors the restorer
 // opened itself (openat, mkdirat, symlinkat, mknodat, linkat), and every
 // directory is opened with O_NOFOLLOW|O_DIRECTORY, so no symlink, whether

@@ -65,12 +65,16 @@ const (
 )
 
 // Restore writes snap, or the parts of it that opts.Includes select, into
-// target, creating target if needed. See the package documentation for
-// what happens to entries already in target.
+// target, creating target if needed. A symlink on the path to target is
+// followed only if root or the effective user owns it; any other makes
+// Restore fail with a *SymlinkError (ErrUntrustedSymlink) before anything
+// is created. See the package documentation for what happens to entries
+// already in target.
 //
-// The error is for fatal problems only: target cannot be created or
-// opened, the root tree cannot be read, or ctx is done (then it is
-// ctx.Err()). Per-entry problems go to opts.OnError and Result.Errors.
+// The error is for fatal problems only: target cannot be resolved,
+// created or opened, the root tree cannot be read, or ctx is done (then
+// it is ctx.Err()). Per-entry problems go to opts.OnError and
+// Result.Errors.
 func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, target string, opts Options) (Result, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
@@ -98,12 +102,9 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 
 	sel, incs := parseIncludes(opts.Includes)
 
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return Result{}, fmt.Errorf("create target: %w", err)
-	}
-	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openTarget(target)
 	if err != nil {
-		return Result{}, fmt.Errorf("open target: %w", &os.PathError{Op: "open", Path: target, Err: err})
+		return Result{}, err
 	}
 	rootTree, err := rs.loadTree(ctx, snap.Tree)
 	if err != nil {
