@@ -304,3 +304,44 @@ func TestUnlockRemovesOnlyStaleLocks(t *testing.T) {
 		t.Fatalf("unlock: %s", r.stdout)
 	}
 }
+
+// TestRepositoryIsPrivate: after init and a backup, no object of a local
+// repository is readable by other users (a copied key file could be
+// guessed offline), whatever the umask; a repository shared with its group
+// by chmod -R g+rX stays so as it grows (issue 18).
+func TestRepositoryIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src)
+	e.ok("backup", src)
+	checkModes := func(fileMode, dirMode os.FileMode) int {
+		n := 0
+		filepath.Walk(e.repo, func(p string, fi os.FileInfo, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fileMode
+			if fi.IsDir() {
+				want = dirMode
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
+			}
+			n++
+			return nil
+		})
+		return n
+	}
+	if n := checkModes(0o600, 0o700); n < 260 {
+		t.Fatalf("only %d entries in the repository", n)
+	}
+
+	if out, err := exec.Command("chmod", "-R", "g+rX", e.repo).CombinedOutput(); err != nil {
+		t.Fatalf("chmod: %v: %s", err, out)
+	}
+	os.WriteFile(filepath.Join(src, "new.txt"), []byte("grown"), 0o644)
+	e.ok("backup", src)
+	checkModes(0o640, 0o750)
+}
