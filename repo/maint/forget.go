@@ -18,8 +18,11 @@ const forgetWorkers = 8
 // packs until a prune finds them unreferenced, so a forget is cheap, and
 // until then `check` reports nothing amiss.
 //
-// The caller holds r's exclusive lock (r.Lock(ctx, true, …)), as for
-// every operation that removes objects. A record that is already gone
+// The caller holds a lock on r for the operation; a shared one is enough
+// (r.Lock(ctx, false, …)): a snapshot record is only read whole, so its
+// removal cannot break a backup or a read running beside it, and nothing
+// it references is deleted here. Deleting packs is prune's, under the
+// exclusive lock. A record that is already gone
 // (another forget got there first, or the listing lagged) is success, so
 // Forget can simply be run again after an error. On error some records
 // may have been removed and others not; the error names the first one
