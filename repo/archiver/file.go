@@ -175,7 +175,18 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 	contents := make([][]repo.ID, len(a.groups))
 	var read int64
 	size := st.Size
-	for off := int64(0); off < size && len(groups) > 0; {
+	// A file with as many blocks as bytes has no holes: one region,
+	// without asking where data and holes are (two lseeks a file).
+	off := int64(0)
+	if st.Blocks*512 >= size && size > 0 && len(groups) > 0 {
+		n, err := a.saveRegion(ctx, job, groups, io.NewSectionReader(src, 0, size), contents)
+		read += n
+		if err != nil {
+			return err
+		}
+		off = size
+	}
+	for off < size && len(groups) > 0 {
 		// Find the next data region; holes become zero chunks.
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
