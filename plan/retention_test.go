@@ -219,6 +219,11 @@ func TestRetentionISOWeeksAcrossYears(t *testing.T) {
 	keep, forget, _ := apply(t, Retention{KeepWeekly: 2}, list, "2027-01-05T00:00:00Z", time.UTC)
 	wantLabels(t, "weekly", keep, "2027-01-04T12:00:00Z", "2027-01-01T12:00:00Z")
 	wantLabels(t, "weekly forget", forget, "2026-12-31T12:00:00Z", "2026-12-27T12:00:00Z")
+	// 2027-01-01 and 2026-12-31 share ISO week 53 of 2026, though not a
+	// calendar year: a third week reaches back past both to 2026-12-27.
+	keep, forget, _ = apply(t, Retention{KeepWeekly: 3}, list, "2027-01-05T00:00:00Z", time.UTC)
+	wantLabels(t, "3 weekly", keep, "2027-01-04T12:00:00Z", "2027-01-01T12:00:00Z", "2026-12-27T12:00:00Z")
+	wantLabels(t, "3 weekly forget", forget, "2026-12-31T12:00:00Z")
 	// Years are calendar years: both sides of the turn are kept.
 	keep, _, _ = apply(t, Retention{KeepYearly: 2}, list, "2027-01-05T00:00:00Z", time.UTC)
 	wantLabels(t, "yearly", keep, "2027-01-04T12:00:00Z", "2026-12-31T12:00:00Z")
