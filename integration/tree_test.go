@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -159,18 +160,30 @@ func scan(t *testing.T, root string) map[string]entry {
 }
 
 func xattrs(t *testing.T, p string) map[string]string {
+	t.Helper()
 	buf := make([]byte, 4096)
 	n, err := unix.Llistxattr(p, buf)
-	if err != nil || n == 0 {
+	for errors.Is(err, unix.ERANGE) {
+		buf = make([]byte, 2*len(buf))
+		n, err = unix.Llistxattr(p, buf)
+	}
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil // a filesystem without xattrs has none to compare
+	}
+	if err != nil {
+		t.Fatalf("listxattr %s: %v", p, err)
+	}
+	if n == 0 {
 		return nil
 	}
 	m := map[string]string{}
 	for _, name := range bytes.Split(buf[:n-1], []byte{0}) {
-		v := make([]byte, 4096)
+		v := make([]byte, 64<<10)
 		k, err := unix.Lgetxattr(p, string(name), v)
-		if err == nil {
-			m[string(name)] = string(v[:k])
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", p, name, err)
 		}
+		m[string(name)] = string(v[:k])
 	}
 	return m
 }

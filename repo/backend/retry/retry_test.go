@@ -433,7 +433,6 @@ func TestCancelDuringBackoff(t *testing.T) {
 		done <- err
 	}()
 	<-retried
-	start := time.Now()
 	cancel()
 	select {
 	case err := <-done:
@@ -443,10 +442,8 @@ func TestCancelDuringBackoff(t *testing.T) {
 		if errors.Is(err, backend.ErrTransient) {
 			t.Errorf("Load = %v wraps ErrTransient; an outer retry would retry it", err)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("Load returned %v after cancel", d)
-		}
 	case <-time.After(10 * time.Second):
+		// The backoff is an hour: only the cancel can end it sooner.
 		t.Fatal("Load still waiting 10s after cancel")
 	}
 	if n := f.count("load"); n != 1 {
