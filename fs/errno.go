@@ -43,8 +43,6 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EROFS
 	case errors.Is(err, tree.ErrNoAttr):
 		return syscall.ENODATA
-	case errors.Is(err, tree.ErrNotDir):
-		return syscall.ENOTDIR
 	case errors.Is(err, tree.ErrNoData):
 		return syscall.ENXIO
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

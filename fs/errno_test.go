@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/fs/tree"
 	"github.com/cairn-backup/cairn/plan"
@@ -26,6 +27,8 @@ func TestToErrno(t *testing.T) {
 		{tree.ErrNoAttr, syscall.ENODATA},
 		{tree.ErrNoData, syscall.ENXIO},
 		{fmt.Errorf("load: %w", context.Canceled), syscall.EINTR},
+		{fmt.Errorf("load: %w", context.DeadlineExceeded), syscall.EINTR},
+		{context.Cause(expired(t)), syscall.EINTR},
 		{&repo.CorruptError{Object: "data/ab", Err: errors.New("bad")}, syscall.EIO},
 		{fmt.Errorf("x: %w", repo.ErrBlobNotFound), syscall.EIO},
 		{fmt.Errorf("x: %w", backend.ErrPermission), syscall.EACCES},
@@ -47,4 +50,11 @@ func TestToErrno(t *testing.T) {
 			t.Errorf("toErrno(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
+}
+
+// expired returns a context whose deadline has passed.
+func expired(t *testing.T) context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -15,7 +15,6 @@ var (
 	ErrNotExist = errors.New("no such file or directory")
 	ErrReadOnly = errors.New("read-only: snapshots cannot be changed")
 	ErrNoAttr   = errors.New("no such extended attribute")
-	ErrNotDir   = errors.New("not a directory")
 	// ErrExist: the name is taken (create, mkdir, rename without replace).
 	ErrExist = errors.New("file exists")
 	// ErrNotEmpty: rmdir of a directory that still holds files.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,7 +43,7 @@ func lookupErr(n tree.Node, path string) (tree.Node, error) {
 	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
 		d, ok := n.(tree.Dir)
 		if !ok {
-			return nil, tree.ErrNotDir
+			return nil, fmt.Errorf("%s: not a directory", part)
 		}
 		var err error
 		if n, err = d.Lookup(ctx, part); err != nil {
