@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-backup/cairn/fs/tree"
 	"github.com/cairn-backup/cairn/fs/tree/treetest"
+	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
 const (
@@ -30,7 +31,7 @@ const (
 func mountPlans(t *testing.T, p tree.Plans) string {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
+		testenv.Skip(t, "no /dev/fuse")
 	}
 	dir := t.TempDir()
 	m, err := Mount(dir, tree.NewRoot(nil, p), Options{})
@@ -81,7 +82,7 @@ func mustSh(t *testing.T, dir, cmd string) string {
 func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed", name)
+		testenv.Skip(t, name+" is not installed")
 	}
 }
 
@@ -339,7 +340,7 @@ func TestPlansThroughMount(t *testing.T) {
 // sequential reader keeps several chunks loading at once.
 func TestMountSetsReadAhead(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("only root may set a file system's read-ahead")
+		testenv.Skip(t, "only root may set a file system's read-ahead")
 	}
 	dir := mountPlans(t, treetest.NewPlans(nil))
 	var st unix.Stat_t

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backend"
 	"github.com/cairn-backup/cairn/repo/backend/faulty"
@@ -363,7 +364,7 @@ func TestSkipVirtualRecordsMountPointEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := unix.Mount("proc", dir+"/src/proc", "proc", 0, ""); err != nil {
-		t.Skipf("cannot mount proc (needs root): %v", err)
+		testenv.Skip(t, fmt.Sprintf("cannot mount proc (needs root): %v", err))
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(dir+"/src/proc", unix.MNT_DETACH); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo/restorer"
 )
 
@@ -77,7 +78,7 @@ func refused(t *testing.T, target, link, dest string) {
 // nor next to it.
 func TestTargetSymlinkOfAnotherUser(t *testing.T) {
 	if !isRoot() {
-		t.Skip("needs root to chown a symlink")
+		testenv.Skip(t, "needs root to chown a symlink")
 	}
 	for _, tc := range []struct{ name, sub string }{
 		{"to a directory", ""},
@@ -106,7 +107,7 @@ func TestTargetSymlinkOfAnotherUser(t *testing.T) {
 // that is trusted and also for a relative target.
 func TestTargetSymlinkInPath(t *testing.T) {
 	if !isRoot() {
-		t.Skip("needs root to chown a symlink")
+		testenv.Skip(t, "needs root to chown a symlink")
 	}
 	shared, elsewhere := t.TempDir(), t.TempDir()
 	mid := filepath.Join(shared, "mid")

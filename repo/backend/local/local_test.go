@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo/backend"
 	"github.com/cairn-backup/cairn/repo/backend/backendtest"
 )
@@ -382,11 +383,11 @@ func TestTranslate(t *testing.T) {
 // no temporary file, and earlier objects stay readable.
 func TestNoSpace(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
+		testenv.Skip(t, "mounting a tmpfs needs root")
 	}
 	mnt := t.TempDir()
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs (no CAP_SYS_ADMIN?): %v", err)
+		testenv.Skip(t, fmt.Sprintf("cannot mount a tmpfs (no CAP_SYS_ADMIN?): %v", err))
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(mnt, 0); err != nil {
