@@ -13,7 +13,7 @@ BIN := bin/cairn
 # demo/src is a copy of the tree). testdata/ holds golden inputs at any depth.
 PRUNE := -path ./.git -o -path ./bin -o -path ./bench -o -path ./demo -o -path ./mnt -o -name testdata
 
-.PHONY: build test fmt-check vet bench bench-plan bench-mount bench-s3 run clean
+.PHONY: build test fmt-check vet bench bench-plan bench-mount bench-s3 run clean mutate
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
@@ -66,6 +66,12 @@ bench-plan: build
 bench-s3: build
 	mkdir -p bench
 	bash scripts/bench-s3.sh
+
+# mutate applies each mutation of scripts/mutations.txt alone and runs the
+# tests of its package: a mutation the tests do not catch is a gap. Not part
+# of make test (it runs a package's tests once per mutation).
+mutate:
+	bash scripts/mutate.sh $(REV)
 
 run: build
 	bash scripts/demo.sh
