@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,14 +286,21 @@ func TestPlansThroughMount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
+		var out screen
 		c.Stdout, c.Stderr = &out, &out
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for _, keys := range []string{" ", "\x0f", "\r", "\x18"} {
-			time.Sleep(300 * time.Millisecond) // a terminal user's pace: nano reads keys as they come
-			stdin.Write([]byte(keys))
+		// Each key once nano shows it is ready for it: its help line,
+		// the modified mark, the file name prompt, the "Wrote" message.
+		for _, step := range []struct{ await, keys string }{
+			{"Exit", " "}, {"Modified", "\x0f"}, {"File Name to Write", "\r"}, {"Wrote", "\x18"},
+		} {
+			if !out.await(step.await, 10*time.Second) {
+				c.Process.Kill()
+				t.Fatalf("nano never showed %q:\n%q", step.await, out.String())
+			}
+			stdin.Write([]byte(step.keys))
 		}
 		done := make(chan error, 1)
 		go func() { done <- c.Wait() }()
@@ -355,4 +363,40 @@ func TestMountSetsReadAhead(t *testing.T) {
 	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(readAheadKB) {
 		t.Errorf("%s = %s, want %d", p, got, readAheadKB)
 	}
+}
+
+// screen collects a terminal program's output for a test to wait on.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	at  int // await looks for text after this offset
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// await reports whether text appears in the output after what the last
+// successful await saw, within d.
+func (s *screen) await(text string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		i := strings.Index(s.buf.String()[s.at:], text)
+		if i >= 0 {
+			s.at += i + len(text)
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			return true
+		}
+	}
+	return false
 }
