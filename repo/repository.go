@@ -349,6 +349,12 @@ func (r *Repository) reserve(id ID) bool {
 	if _, ok := r.pending[id]; ok {
 		return false
 	}
+	// Again under the lock: an upload may have indexed the blob and
+	// dropped it from pending since the check above. It indexes before
+	// it drops, so here the blob is in one or the other.
+	if r.idx.Has(id) {
+		return false
+	}
 	r.pending[id] = struct{}{}
 	return true
 }
