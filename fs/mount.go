@@ -71,6 +71,10 @@ func Mount(dir string, root tree.Dir, opts Options) (*Mounted, error) {
 	server, err := gofuse.Mount(dir, rootNode, &gofuse.Options{
 		MountOptions:    mo,
 		NegativeTimeout: &neg,
+		// A mode of 000 is what was backed up, not a mode left unset:
+		// go-fuse would show 0644 (0755 for directories) instead, and
+		// cp -a out of the mount would make a private file readable.
+		NullPermissions: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
