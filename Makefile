@@ -19,7 +19,7 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cairn
 
 # test runs what CI runs. deps.sh minio builds the MinIO server that the S3
-# backend tests run against when it is missing (about 7 minutes, once). go
+# backend tests run against when it is missing (7-15 minutes, once). go
 # test comes last so that its summary lines end the output.
 test:
 	bash scripts/deps.sh minio

@@ -38,10 +38,20 @@ ensure_packages() {
 		sudo=(sudo -n)
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	"${sudo[@]}" apt-get update -qq </dev/null
-	"${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"${missing[@]}" </dev/null
+	# apt and dpkg talk a lot; their output goes to a log that is shown
+	# only if they fail.
+	local log
+	log=$(mktemp /tmp/cairn-deps-apt.XXXXXX)
+	if ! { "${sudo[@]}" apt-get update -qq &&
+		"${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+			-o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+			"${missing[@]}"; } </dev/null >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		log "apt-get failed; its whole output is in $log"
+		return 1
+	fi
+	rm -f "$log"
+	log "installed ${missing[*]}"
 }
 
 # ---------------------------------------------------------------------------
@@ -61,8 +71,18 @@ ensure_minio() {
 	fi
 	command -v go >/dev/null || { log "go not found in PATH; cannot build minio"; return 1; }
 	mkdir -p "$tools"
-	log "building minio $MINIO_VERSION into $tools (takes several minutes)"
-	GOBIN=$tools go install "github.com/minio/minio@$MINIO_VERSION"
+	# MinIO and its ~230 modules download and compile from source: 7 to
+	# 15 minutes on 2 cores, once; later runs find the binary. The
+	# download lines go to a log shown only on failure.
+	log "building minio $MINIO_VERSION into $tools, once: 7-15 minutes on 2 cores (the S3 tests need a real server)"
+	local log
+	log=$(mktemp /tmp/cairn-deps-minio.XXXXXX)
+	if ! GOBIN=$tools go install "github.com/minio/minio@$MINIO_VERSION" >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		log "building minio failed; its whole output is in $log"
+		return 1
+	fi
+	rm -f "$log"
 	log "minio installed: $tools/minio"
 }
 
