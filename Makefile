@@ -74,6 +74,7 @@ mutate:
 	bash scripts/mutate.sh $(REV)
 
 run: build
+	bash scripts/deps.sh demo
 	bash scripts/demo.sh
 
 clean:

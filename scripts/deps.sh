@@ -9,13 +9,16 @@
 # apt-get (update + install) for packages that are missing. It needs no
 # terminal and is meant to run as root in CI (`bash .ci/run`).
 #
-# Usage: scripts/deps.sh [minio]
+# Usage: scripts/deps.sh [demo] [minio]   (demo: only what make run needs)
 set -euo pipefail
 
 # Debian packages. Presence is checked with dpkg (fast, no network), not with
 # command -v, because some packages matter for more than one command (fuse3
 # ships fusermount3 and the kernel helper setup, attr and acl several tools).
 PACKAGES=(fuse3 rsync restic attr acl time hyperfine nano vim)
+# DEMO_PACKAGES are what `make run` (scripts/demo.sh) uses: fusermount3,
+# rsync and getfattr.
+DEMO_PACKAGES=(fuse3 rsync attr)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -87,12 +90,16 @@ ensure_minio() {
 }
 
 main() {
+	if [[ ${1:-} == demo ]]; then
+		PACKAGES=("${DEMO_PACKAGES[@]}")
+		shift
+	fi
 	ensure_packages
 	local arg
 	for arg in "$@"; do
 		case $arg in
 		minio) ensure_minio ;;
-		*) log "unknown argument: $arg (known: minio)"; return 2 ;;
+		*) log "unknown argument: $arg (known: demo, first; minio)"; return 2 ;;
 		esac
 	done
 }
