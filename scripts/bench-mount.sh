@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-mount.sh measures reading backups through a FUSE mount: `cairn mount`
-# side by side with `restic mount` (Debian's package, default settings) in
-# one run, on the same data. Baselines for reads of the plain file: a minimal
+# side by side with `restic mount` (0.19.1 from ../shared/peers or
+# $RESTIC, default settings) in one run, on the same data. Baselines for reads of the plain file: a minimal
 # go-fuse loopback mount (go-fuse's defaults, which as root on Linux 6.9+
 # means FUSE passthrough: the kernel reads the backing file directly), the
 # same loopback with passthrough withheld (every read a FUSE READ answered by
@@ -53,6 +53,8 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
+# RESTIC= and KOPIA= choose the peers (default: ../shared/peers/).
+source "$ROOT/scripts/peers.sh"
 RUNS=${BENCH_RUNS:-3}
 CP_RUNS=${BENCH_CP_RUNS:-1}
 QUICK=${BENCH_QUICK:-0}

@@ -65,6 +65,8 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
+# RESTIC= and KOPIA= choose the peers (default: ../shared/peers/).
+source "$ROOT/scripts/peers.sh"
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
 SETS=${BENCH_S3_SETS:-gosrc file}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench.sh times whole cairn commands side by side with restic (Debian's
-# package, default settings) in one run, on two data sets:
+# bench.sh times whole cairn commands side by side with restic (0.19.1
+# from ../shared/peers, or $RESTIC; default settings) in one run, on two
+# data sets:
 #
 #   gosrc  a copy of the Go distribution's source tree, $(go env GOROOT)/src
 #   gen    generated: 4 files of 128 MiB (half random, half compressible
@@ -30,6 +31,8 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
+# RESTIC= and KOPIA= choose the peers (default: ../shared/peers/).
+source "$ROOT/scripts/peers.sh"
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
 SETS=${BENCH_SETS:-gosrc gen}
