@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/cairn-backup/cairn/repo/location"
 )
 
 // Config is the configuration file of DESIGN.md §4: named repositories
@@ -26,8 +27,8 @@ type Config struct {
 // an environment variable, a command), never a secret itself, so it can
 // be printed and saved freely.
 type RepoDef struct {
-	// URL is an absolute path, s3://host[:port]/bucket/prefix or
-	// s3+http://host:port/bucket/prefix.
+	// URL is where the repository is: an absolute path or a URL of a
+	// scheme of the location registry (repo/location).
 	URL string `json:"url"`
 
 	// At most one password source; with none the command line's
@@ -36,8 +37,9 @@ type RepoDef struct {
 	PasswordEnv     string `json:"password_env,omitempty"`     // this environment variable
 	PasswordCommand string `json:"password_command,omitempty"` // first line of this shell command's output
 
-	// Environment variables holding S3 credentials, instead of
-	// $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. Both or neither.
+	// Environment variables holding the access key and secret of a
+	// store that takes credentials, instead of the store's defaults
+	// (location.Options.Credentials). Both or neither.
 	AccessKeyIDEnv     string `json:"access_key_id_env,omitempty"`
 	SecretAccessKeyEnv string `json:"secret_access_key_env,omitempty"`
 
@@ -50,7 +52,7 @@ type RepoDef struct {
 // String describes the definition with credentials redacted: a password
 // in the URL shows as "xxxxx"; password sources are named, not read.
 func (d RepoDef) String() string {
-	s := redactURL(d.URL)
+	s := location.Display(d.URL)
 	switch {
 	case d.PasswordFile != "":
 		s += " (password from file " + d.PasswordFile + ")"
@@ -60,17 +62,6 @@ func (d RepoDef) String() string {
 		s += " (password from command " + d.PasswordCommand + ")"
 	}
 	return s
-}
-
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // Plan is a backup plan: what to back up, into which repositories, when,
@@ -173,7 +164,7 @@ func (c *Config) repos() map[string]RepoDef {
 
 // Validate checks every setting: names of repositories and plans are
 // not empty, ".", ".." nor contain '/'; a repository has a URL (an
-// absolute path or an s3:// or s3+http:// URL without a password in it),
+// absolute path or a URL of a registered scheme, without a password in it),
 // at most one password source and both or neither credential variables;
 // a plan has absolute sources, valid exclude patterns, at least one
 // repository and only defined ones, a valid schedule, durations and
@@ -271,25 +262,18 @@ func (d RepoDef) validate(path string) error {
 	return nil
 }
 
+// checkURL checks what can be known of a repository's location without
+// opening it: its scheme is registered, a path is absolute, a URL holds
+// no password.
 func checkURL(s string) error {
-	if rest, ok := strings.CutPrefix(s, "local:"); ok {
-		s = rest
-	}
-	if !strings.Contains(s, "://") {
-		if !filepath.IsAbs(s) {
-			return fmt.Errorf("%q is not an absolute path nor an s3:// or s3+http:// URL", s)
-		}
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("invalid URL: %v", err)
-	}
-	if u.Scheme != "s3" && u.Scheme != "s3+http" {
-		return fmt.Errorf("unsupported scheme %q: want a path, s3:// or s3+http://", u.Scheme)
-	}
-	if _, ok := u.User.Password(); ok {
-		return fmt.Errorf("%s holds a password: name environment variables in access_key_id_env and secret_access_key_env instead", u.Redacted())
+	loc, err := location.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case loc.Relative():
+		return fmt.Errorf("%q is not an absolute path nor an %s URL", s, location.URLs())
+	case loc.Secret():
+		return fmt.Errorf("%s holds a password: name environment variables in access_key_id_env and secret_access_key_env instead", loc)
 	}
 	return nil
 }
@@ -420,12 +404,11 @@ func validEnvName(s string) bool {
 }
 
 // credentialEnv are the variables cairn reads passwords and credentials
-// from whatever the configuration says (cmd/cairn: the command line's
-// password sources and the S3 credentials of repositories given by URL),
-// and the AWS session token that goes with them.
-var credentialEnv = []string{
-	"CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE",
-	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+// from whatever the configuration says: the command line's password
+// sources (cmd/cairn) and the default credentials of the storage schemes
+// (location.SecretEnv).
+func credentialEnv() []string {
+	return append([]string{"CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE"}, location.SecretEnv()...)
 }
 
 // secretEnv maps every variable that holds a password or credential for
@@ -433,8 +416,9 @@ var credentialEnv = []string{
 // access_key_id_env and secret_access_key_env of every repository of
 // repos (not only the plan's: the mount holds them all).
 func secretEnv(repos map[string]RepoDef) map[string]string {
-	m := make(map[string]string, len(credentialEnv)+3*len(repos))
-	for _, name := range credentialEnv {
+	creds := credentialEnv()
+	m := make(map[string]string, len(creds)+3*len(repos))
+	for _, name := range creds {
 		m[name] = "where cairn reads a password or credential from"
 	}
 	for _, r := range sortedKeys(repos) {

@@ -1,7 +1,12 @@
 // Package plan owns backup plans and repository definitions (DESIGN.md
 // §4): the configuration file, its strict parser, schedules, exclude
-// patterns and retention policies. The scheduler, multi-repository runs
-// and hooks will live here too.
+// patterns and retention policies; the Manager that runs plans (one walk
+// into every repository), their hooks and the scheduler; and the engine's
+// choices that plan runs and the command line share: opening the
+// repository a definition names (Opener, over repo/location), sharing
+// open repositories with a lock per run (RepoPool, over repo/pool), the
+// parent of a new snapshot (Parent) and applying a retention policy
+// (Forget).
 //
 // The configuration file is JSON:
 //
@@ -39,4 +44,12 @@
 //
 // Retention.Apply decides which snapshots a policy keeps, with restic's
 // semantics, in a given time zone; it never forgets every snapshot.
+// Forget applies it to a repository's snapshots, group by group, and
+// removes the records it does not keep, under the caller's shared lock.
+//
+// Opener turns a RepoDef into an open repository: the storage from the
+// location registry, the password from the definition's source (file,
+// environment variable or command, else the command line's), credentials
+// from the variables it names. Storage is opened before a password is
+// asked for.
 package plan

@@ -48,7 +48,7 @@ func labels(ss []*repo.Snapshot) []string {
 	return l
 }
 
-func location(t *testing.T, name string) *time.Location {
+func timeZone(t *testing.T, name string) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation(name)
 	if err != nil {
@@ -251,7 +251,7 @@ func TestRetentionTimeZones(t *testing.T) {
 // so that day has 23 hours, and ends on 2026-10-25 at 03:00 CEST (01:00
 // UTC), so that day has 25 and 02:00-03:00 comes twice.
 func TestRetentionDST(t *testing.T) {
-	berlin := location(t, "Europe/Berlin")
+	berlin := timeZone(t, "Europe/Berlin")
 	list := every(t, "2026-03-28T20:00:00Z", "2026-03-29T23:00:00Z", time.Hour)
 
 	// Days in Berlin: March 29th runs from 23:00 UTC on the 28th to

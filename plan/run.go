@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
-	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archiver"
-	"github.com/cairn-backup/cairn/repo/maint"
 )
 
 // Results of a run.
@@ -239,7 +236,7 @@ func (m *Manager) backup(ctx context.Context, name string, p Plan, opened []acqu
 			return nil, fmt.Errorf("%s: list snapshots: %w", a.name, err)
 		}
 		t := archiver.Target{Repo: a.r, Snapshots: snaps, Label: label}
-		t.Parent = m.parent(snaps, name)
+		t.Parent = Parent(snaps, m.opts.Host, name, nil)
 		if t.Parent != nil {
 			total = max(total, t.Parent.Summary.Bytes)
 		}
@@ -277,34 +274,15 @@ func (m *Manager) backup(ctx context.Context, name string, p Plan, opened []acqu
 	return results, nil
 }
 
-// parent is the newest snapshot of the plan made on this host.
-func (m *Manager) parent(snaps []*repo.Snapshot, name string) *repo.Snapshot {
-	for i := len(snaps) - 1; i >= 0; i-- {
-		if s := snaps[i]; s.Plan == name && s.Host == m.opts.Host {
-			return s
-		}
-	}
-	return nil
-}
-
 // retain applies the plan's retention policy to its snapshots of this
-// host in one repository. Forgetting only removes snapshot records, so
-// the shared lock the run holds suffices (DESIGN.md §7).
+// host in one repository, under the run's shared lock.
 func (m *Manager) retain(ctx context.Context, a acquired, name string, pol Retention, ev func(Event)) (int, error) {
-	snaps, err := a.r.Snapshots(ctx)
+	res, err := Forget(ctx, a.r, pol, ForgetOptions{Plan: name, Host: m.opts.Host, Now: m.opts.Now()})
 	if err != nil {
 		return 0, err
 	}
-	snaps = slices.DeleteFunc(snaps, func(s *repo.Snapshot) bool { return s.Plan != name || s.Host != m.opts.Host })
-	_, forget, _ := pol.Apply(snaps, m.opts.Now(), time.Local)
-	if len(forget) == 0 {
-		return 0, nil
-	}
-	if err := maint.Forget(ctx, a.r, forget); err != nil {
-		return 0, err
-	}
-	for _, s := range forget {
+	for _, s := range res.Forgotten {
 		ev(Event{Event: "forget", Repo: a.name, Snapshot: s.Label, Message: pol.String()})
 	}
-	return len(forget), nil
+	return len(res.Forgotten), nil
 }

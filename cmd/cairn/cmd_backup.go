@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
-	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-backup/cairn/plan"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archiver"
 )
@@ -43,19 +43,16 @@ snapshot, then its retention policy and hooks run.`,
 			if len(args) == 0 {
 				return errors.New("nothing to back up: give paths, or --plan NAME")
 			}
-			r, err := openIndexed(ctx, g)
+			url, err := g.repoURL()
 			if err != nil {
 				return err
 			}
+			r, ctx, done, err := g.opener().Operation(ctx, plan.Bare(url), true)
+			if err != nil {
+				return err
+			}
+			defer done()
 			softMemoryLimit(backupMemory(r))
-			defer r.Backend().Close()
-
-			lock, err := r.Lock(ctx, false, repo.LockOptions{})
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock(ctx)
-			ctx = lock.Context()
 
 			opts := archiver.Options{
 				Host: host, Label: label, Tags: tags, OneFileSystem: oneFS,
@@ -77,7 +74,7 @@ snapshot, then its retention policy and hooks run.`,
 						return err
 					}
 				} else {
-					opts.Parent = findParent(snaps, opts.Host, args)
+					opts.Parent = plan.Parent(snaps, opts.Host, "", args)
 				}
 			}
 			var total int64 = -1
@@ -128,19 +125,4 @@ snapshot, then its retention policy and hooks run.`,
 	f.StringVar(&pl, "plan", "", "run this plan of the configuration file")
 	f.StringVar(&config, "config", "", "configuration file (default $CAIRN_CONFIG, else ~/.config/cairn/config.json)")
 	return cmd
-}
-
-// findParent picks the newest snapshot of host with the same source paths.
-func findParent(snaps []*repo.Snapshot, host string, args []string) *repo.Snapshot {
-	if host == "" {
-		host = hostname()
-	}
-	paths := absPaths(args)
-	for i := len(snaps) - 1; i >= 0; i-- {
-		s := snaps[i]
-		if s.Host == host && slices.Equal(s.Paths, paths) {
-			return s
-		}
-	}
-	return nil
 }

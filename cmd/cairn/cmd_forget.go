@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/cairn-backup/cairn/plan"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/maint"
 )
 
 // pruneNote says what forget leaves behind.
@@ -85,14 +83,14 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 	if cmd.Flags().Changed("group-by") {
 		groupBy = f.groupBy
 	}
-	fields, err := parseGroupBy(groupBy)
+	fields, err := plan.ParseGroupBy(groupBy)
 	if err != nil {
-		return err
+		return fmt.Errorf("--group-by: %w", err)
 	}
 
 	var (
 		policy  plan.Retention
-		targets []repoTarget
+		targets []plan.Target
 		cfg     *plan.Config
 	)
 	loadConfig := func() error {
@@ -121,7 +119,7 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 		}
 		if len(g.repos) == 0 {
 			for _, name := range p.Repos {
-				targets = append(targets, resolveRepo(cfg, name))
+				targets = append(targets, cfg.Resolve(name))
 			}
 		}
 	case keepFlags:
@@ -149,7 +147,7 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 				}
 			}
 		}
-		targets = []repoTarget{resolveRepo(cfg, url)}
+		targets = []plan.Target{cfg.Resolve(url)}
 	}
 
 	failed := 0
@@ -159,7 +157,7 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 				return err
 			}
 			failed++
-			out.warn(t.name, err)
+			out.warn(t.Name, err)
 		}
 	}
 	if failed > 0 {
@@ -169,83 +167,67 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 }
 
 // forgetIn applies the policy in one repository.
-func forgetIn(ctx context.Context, g *globalFlags, out *output, t repoTarget, policy plan.Retention, f *forgetFlags, fields []string) error {
-	r, err := openTarget(ctx, g, t)
-	if err != nil {
-		return err
-	}
-	defer r.Backend().Close()
-
+func forgetIn(ctx context.Context, g *globalFlags, out *output, t plan.Target, policy plan.Retention, f *forgetFlags, fields []string) error {
 	// A dry run changes nothing and needs no lock, nor does an empty
-	// policy; a real one removes objects and so takes the exclusive lock.
+	// policy. A real one only removes snapshot records; packs stay until
+	// a (two-phase) prune, so a shared lock suffices and plans backing up
+	// to the same repository are not refused (DESIGN.md §7).
+	var r *repo.Repository
+	var err error
 	if !f.dryRun && !policy.Empty() {
-		settle, err := t.settle()
-		if err != nil {
+		var done func()
+		if r, ctx, done, err = g.opener().Operation(ctx, t, false); err != nil {
 			return err
 		}
-		// Forget only removes snapshot records; packs stay until a
-		// (two-phase) prune, so a shared lock suffices and plans backing up
-		// to the same repository are not refused (DESIGN.md §7).
-		lock, err := r.Lock(ctx, false, repo.LockOptions{Settle: settle})
-		if err != nil {
-			return err
-		}
-		defer lock.Unlock(context.WithoutCancel(ctx))
-		ctx = lock.Context()
+		defer done()
+	} else if r, err = g.opener().Open(ctx, t.OpenName(), t.Def); err != nil {
+		return err
+	} else {
+		defer r.Backend().Close()
 	}
-	snaps, err := r.Snapshots(ctx)
-	if err != nil {
+	res, err := plan.Forget(ctx, r, policy, plan.ForgetOptions{Plan: f.planName, GroupBy: fields, DryRun: f.dryRun})
+	if res == nil {
 		return err
 	}
-	if f.planName != "" {
-		snaps = slices.DeleteFunc(snaps, func(s *repo.Snapshot) bool { return s.Plan != f.planName })
-	}
-
-	now := time.Now()
-	var forget []*repo.Snapshot
 	kept := 0
 	if !out.json {
 		out.printf("repository %s: %s\n", t, policy)
-		if len(snaps) == 0 {
+		if res.Snapshots == 0 {
 			out.printf("no snapshots%s\n", planSuffix(f.planName))
 		}
 	}
-	for _, grp := range groupSnapshots(snaps, fields) {
-		keep, drop, reasons := policy.Apply(grp.snaps, now, time.Local)
-		forget = append(forget, drop...)
-		kept += len(keep)
+	for _, grp := range res.Groups {
+		kept += len(grp.Keep)
 		if out.json {
-			for _, s := range keep {
-				out.emit(snapshotEvent("keep", t, grp, s, reasons[s]))
+			for _, s := range grp.Keep {
+				out.emit(snapshotEvent("keep", t, grp, s, grp.Reasons[s]))
 			}
-			for _, s := range drop {
+			for _, s := range grp.Forget {
 				out.emit(snapshotEvent("forget", t, grp, s, nil))
 			}
 			continue
 		}
-		printGroup(out, grp, keep, drop, reasons, f.dryRun)
+		printGroup(out, grp, f.dryRun)
 	}
-
-	if !f.dryRun && len(forget) > 0 {
-		if err := maint.Forget(ctx, r, forget); err != nil {
-			if cause := context.Cause(ctx); cause != nil && errors.Is(cause, repo.ErrLockLost) {
-				return cause
-			}
-			return err
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && errors.Is(cause, repo.ErrLockLost) {
+			return cause
 		}
+		return err
 	}
+	forget := res.Forgotten
 	if out.json {
 		out.emit(map[string]any{
-			"type": "summary", "repo": t.name, "url": t.url, "policy": policy.String(),
+			"type": "summary", "repo": t.Name, "url": t.Def.URL, "policy": policy.String(),
 			"kept": kept, "forgotten": len(forget), "dry_run": f.dryRun, "pruned": false,
 		})
 		return nil
 	}
 	switch {
 	case f.dryRun:
-		out.printf("would forget %d of %d snapshots%s (dry run: nothing changed)\n", len(forget), len(snaps), planSuffix(f.planName))
+		out.printf("would forget %d of %d snapshots%s (dry run: nothing changed)\n", len(forget), res.Snapshots, planSuffix(f.planName))
 	case len(forget) > 0:
-		out.printf("forgot %d of %d snapshots%s; %s\n", len(forget), len(snaps), planSuffix(f.planName), pruneNote)
+		out.printf("forgot %d of %d snapshots%s; %s\n", len(forget), res.Snapshots, planSuffix(f.planName), pruneNote)
 	default:
 		out.printf("nothing to forget\n")
 	}
@@ -259,84 +241,10 @@ func planSuffix(name string) string {
 	return " of plan " + name
 }
 
-// snapGroup is a set of snapshots the policy applies to together.
-type snapGroup struct {
-	key   string
-	desc  string // "host h, paths /a, /b"; "" when there is one group for all
-	snaps []*repo.Snapshot
-}
-
-var groupFields = []string{"host", "plan", "paths", "tags"}
-
-func parseGroupBy(s string) ([]string, error) {
-	var fields []string
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !slices.Contains(groupFields, f) {
-			return nil, fmt.Errorf("--group-by: unknown field %q (want host, plan, paths, tags)", f)
-		}
-		if !slices.Contains(fields, f) {
-			fields = append(fields, f)
-		}
-	}
-	return fields, nil
-}
-
-// groupSnapshots divides snaps by the values of fields, groups in order
-// of their description.
-func groupSnapshots(snaps []*repo.Snapshot, fields []string) []snapGroup {
-	byKey := make(map[string]*snapGroup)
-	var groups []*snapGroup
-	for _, s := range snaps {
-		var key, desc []string
-		for _, f := range fields {
-			var v string
-			switch f {
-			case "host":
-				v = s.Host
-			case "plan":
-				v = s.Plan
-			case "paths":
-				v = strings.Join(sortedCopy(s.Paths), ", ")
-			case "tags":
-				v = strings.Join(sortedCopy(s.Tags), ", ")
-			}
-			key = append(key, v)
-			if v == "" {
-				v = "(none)"
-			}
-			desc = append(desc, f+" "+v)
-		}
-		k := strings.Join(key, "\x00")
-		grp := byKey[k]
-		if grp == nil {
-			grp = &snapGroup{key: k, desc: strings.Join(desc, "; ")}
-			byKey[k] = grp
-			groups = append(groups, grp)
-		}
-		grp.snaps = append(grp.snaps, s)
-	}
-	slices.SortFunc(groups, func(a, b *snapGroup) int { return strings.Compare(a.desc, b.desc) })
-	out := make([]snapGroup, len(groups))
-	for i, grp := range groups {
-		out[i] = *grp
-	}
-	return out
-}
-
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
-}
-
-func snapshotEvent(kind string, t repoTarget, grp snapGroup, s *repo.Snapshot, reasons []string) map[string]any {
+func snapshotEvent(kind string, t plan.Target, grp plan.ForgetGroup, s *repo.Snapshot, reasons []string) map[string]any {
 	ev := map[string]any{
-		"type": kind, "repo": t.name, "id": s.ID().String(), "label": s.Label, "time": s.Time,
-		"host": s.Host, "plan": s.Plan, "paths": s.Paths, "tags": s.Tags, "group": grp.desc,
+		"type": kind, "repo": t.Name, "id": s.ID().String(), "label": s.Label, "time": s.Time,
+		"host": s.Host, "plan": s.Plan, "paths": s.Paths, "tags": s.Tags, "group": grp.Desc,
 	}
 	if kind == "keep" {
 		ev["reasons"] = reasons
@@ -344,9 +252,10 @@ func snapshotEvent(kind string, t repoTarget, grp snapGroup, s *repo.Snapshot, r
 	return ev
 }
 
-func printGroup(out *output, grp snapGroup, keep, drop []*repo.Snapshot, reasons map[*repo.Snapshot][]string, dryRun bool) {
-	if grp.desc != "" {
-		out.printf("\nsnapshots of %s:\n", grp.desc)
+func printGroup(out *output, grp plan.ForgetGroup, dryRun bool) {
+	keep, drop, reasons := grp.Keep, grp.Forget, grp.Reasons
+	if grp.Desc != "" {
+		out.printf("\nsnapshots of %s:\n", grp.Desc)
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 2, 2, ' ', 0)

@@ -8,18 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-backup/cairn/cache"
 	"github.com/cairn-backup/cairn/fs"
-	"github.com/cairn-backup/cairn/fs/tree"
+	"github.com/cairn-backup/cairn/mount"
 	"github.com/cairn-backup/cairn/plan"
-	"github.com/cairn-backup/cairn/repo"
 )
 
 // readyFDEnv names the descriptor on which a mount started by
@@ -75,15 +72,8 @@ ready.`,
 }
 
 func runMount(ctx context.Context, g *globalFlags, dir, configFile string, cacheSize int64, opts fs.Options) error {
-	if fi, err := os.Stat(dir); err != nil {
+	if err := mount.CheckDir(dir); err != nil {
 		return err
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if mounted, err := isMountPoint(dir); err != nil {
-		return err
-	} else if mounted {
-		return fmt.Errorf("%s is already a mount point: unmount it first (umount %s)", dir, dir)
 	}
 	// The configuration file: --config, $CAIRN_CONFIG or the default
 	// path. Without --repo the mount shows its repositories and plans;
@@ -102,107 +92,25 @@ func runMount(ctx context.Context, g *globalFlags, dir, configFile string, cache
 		return fmt.Errorf("no repository given: use --repo PATH (repeatable), or define repositories in %s", cfgPath)
 	}
 	softMemoryLimit(cacheSize + 256<<20)
-
-	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	chunks := cache.New[repo.ID](cacheSize)
-	shared := newSharedRepos(g)
-	defer shared.close(context.WithoutCancel(ctx))
-
-	// Configured repositories first, by name; then each --repo, named
-	// after the last element of its path.
-	var targets []repoTarget
-	configured := 0
+	o := mount.Options{Dir: dir, Repos: mount.Repos(cfg, g.repos), CacheSize: cacheSize, FS: opts, Opener: g.opener(), Plans: planOptions()}
 	if cfg != nil {
-		for _, name := range sortedNames(cfg.Repos) {
-			def := cfg.Repos[name]
-			targets = append(targets, repoTarget{name: name, url: def.URL, def: &def})
-			configured++
+		o.Config = cfgPath
+	}
+	o.Plans.OnEvent = func(planName string, ev plan.Event) {
+		if ev.Event == "done" || ev.Event == "repo_error" || ev.Event == "skipped" {
+			fmt.Fprintf(os.Stderr, "cairn: plan %s: %s %s%s\n", planName, ev.Event, ev.Repo, suffix(ev.Message, ev.Error))
 		}
 	}
-	for _, url := range g.repos {
-		t := resolveRepo(cfg, url)
-		if t.def == nil {
-			t.name = filepath.Base(strings.TrimRight(url, "/"))
-		}
-		targets = append(targets, t)
+	o.OnSkip = func(name string, err error) {
+		// An unreachable configured repository must not keep the others
+		// from being mounted; plan runs retry it.
+		fmt.Fprintf(os.Stderr, "cairn: warning: repository %s not mounted: %v\n", name, err)
 	}
-	var repos []*tree.Repo
-	byName := map[string]*tree.Repo{}
-	for i, t := range targets {
-		if _, dup := byName[t.name]; dup {
-			if t.def != nil && i >= configured {
-				continue // --repo NAME of a configured repository: shown already
-			}
-			return fmt.Errorf("two repositories named %q: mount them at different times, or rename a directory", t.name)
-		}
-		o, err := openLocked(ctx, g, t)
-		if err != nil {
-			if i < configured {
-				// An unreachable configured repository must not keep
-				// the others from being mounted; plan runs retry it.
-				fmt.Fprintf(os.Stderr, "cairn: warning: repository %s not mounted: %v\n", t.name, err)
-				continue
-			}
-			return err
-		}
-		shared.add(t.name, o.r, o.lock)
-		rp := tree.NewRepo(bg, t.name, o.r, chunks)
-		if _, err := rp.Snapshots(ctx); err != nil {
-			return err
-		}
-		byName[t.name] = rp
-		repos = append(repos, rp)
+	o.OnReady = func() {
+		fmt.Fprintf(os.Stderr, "cairn: mounted at %s\n", dir)
+		tellParent("ok")
 	}
-
-	var plans tree.Plans
-	var mgr *plan.Manager
-	var mounted *fs.Mounted
-	if cfg != nil {
-		popts := planOptions()
-		popts.SkipPaths = []string{dir}
-		popts.OnSnapshot = func(name string) {
-			if rp := byName[name]; rp != nil {
-				rp.Invalidate()
-				rp.Snapshots(bg) // reloads now: latest moves, its cached target is dropped
-			}
-		}
-		popts.OnEvent = func(planName string, ev plan.Event) {
-			if ev.Event == "done" || ev.Event == "repo_error" || ev.Event == "skipped" {
-				fmt.Fprintf(os.Stderr, "cairn: plan %s: %s %s%s\n", planName, ev.Event, ev.Repo, suffix(ev.Message, ev.Error))
-			}
-		}
-		mgr, err = plan.NewManager(bg, cfgPath, shared, popts)
-		if err != nil {
-			return err
-		}
-		plans = mgr
-	}
-
-	server, err := fs.Mount(dir, tree.NewRoot(repos, plans), opts)
-	if err != nil {
-		return err
-	}
-	mounted = server
-	for _, rp := range repos {
-		rp.OnChange(func() { mounted.InvalidateLatest(rp.Name()) })
-	}
-	if mgr != nil {
-		go mgr.Schedule(bg)
-	}
-	fmt.Fprintf(os.Stderr, "cairn: mounted at %s\n", dir)
-	tellParent("ok")
-
-	go func() {
-		<-ctx.Done() // SIGINT, SIGTERM
-		server.Unmount()
-	}()
-	server.Wait()
-	if mgr != nil {
-		stop() // runs going on stop early; their snapshots are not saved
-		mgr.Wait()
-	}
-	return nil
+	return mount.Run(ctx, o) // until unmounted, SIGINT or SIGTERM
 }
 
 // suffix joins a message and an error for a log line.
@@ -216,52 +124,6 @@ func suffix(msg, errText string) string {
 		return ": " + msg
 	}
 	return ""
-}
-
-// sortedNames lists a map's keys in order.
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// isMountPoint reports whether dir is listed in /proc/self/mountinfo.
-func isMountPoint(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMount(fields[4]) == dir {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // startBackground runs this command again without --background, detached,

@@ -1,6 +1,8 @@
 // Command cairn is the command-line front end of the cairn backup engine
 // (DESIGN.md §10): flags, environment, printing and exit codes, nothing
-// else. The work is done by the repo packages.
+// else. The engine does the work: repo and its packages (repo/location
+// opens storage, repo/pool shares repositories and locks per operation),
+// plan (definitions, runs, retention) and mount (the mount process).
 package main
 
 import (

@@ -17,15 +17,6 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/mnt/with\040space\011tab`); got != "/mnt/with space\ttab" {
-		t.Fatalf("got %q", got)
-	}
-	if got := unescapeMount(`/plain`); got != "/plain" {
-		t.Fatalf("got %q", got)
-	}
-}
-
 func TestRepoURL(t *testing.T) {
 	t.Setenv("CAIRN_REPOSITORY", "")
 	g := &globalFlags{}
@@ -39,10 +30,5 @@ func TestRepoURL(t *testing.T) {
 	g.repos = []string{"/a", "/b"}
 	if _, err := g.repoURL(); err == nil {
 		t.Fatal("two repositories accepted by a one-repository command")
-	}
-	for url, remote := range map[string]bool{"s3://h/b": true, "s3+http://h:9000/b/p": true, "/srv/backup": false, "local:/x": false} {
-		if isRemote(url) != remote {
-			t.Errorf("isRemote(%q) = %v", url, !remote)
-		}
 	}
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -33,21 +31,4 @@ func softMemoryLimit(n int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(n)
 	}
-}
-
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
-
-// absPaths makes paths absolute and sorted, as the archiver records them.
-func absPaths(args []string) []string {
-	var out []string
-	for _, a := range args {
-		if p, err := filepath.Abs(a); err == nil {
-			out = append(out, p)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }

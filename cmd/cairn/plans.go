@@ -5,89 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/cairn-backup/cairn/plan"
-	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/pool"
 )
 
-// openedRepo is a repository opened for plan runs, with the shared lock
-// that every backup, forget and read of this process works under.
-type openedRepo struct {
-	r    *repo.Repository
-	lock *repo.Lock
-}
-
-// sharedRepos gives plan runs their repositories: each is opened (index
-// loaded, shared lock taken) on first use and then kept, so that plans
-// sharing a repository share one lock and one uploader (DESIGN.md §7).
-// The mount seeds it with the repositories it shows.
-type sharedRepos struct {
-	g *globalFlags
-
-	mu     sync.Mutex // guards the fields below; held while opening, so one opener per process
-	opened map[string]*openedRepo
-}
-
-func newSharedRepos(g *globalFlags) *sharedRepos {
-	return &sharedRepos{g: g, opened: map[string]*openedRepo{}}
-}
-
-// add records a repository opened elsewhere (by the mount).
-func (s *sharedRepos) add(name string, r *repo.Repository, lock *repo.Lock) {
-	s.mu.Lock()
-	s.opened[name] = &openedRepo{r: r, lock: lock}
-	s.mu.Unlock()
-}
-
-// Acquire implements plan.Repos.
-func (s *sharedRepos) Acquire(ctx context.Context, name string, def plan.RepoDef) (*repo.Repository, context.Context, func(), error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if o, ok := s.opened[name]; ok {
-		if err := context.Cause(o.lock.Context()); err != nil {
-			return nil, nil, nil, fmt.Errorf("repository %s: %w", name, err)
-		}
-		return o.r, o.lock.Context(), func() {}, nil
+// configPath is --config, else plan.DefaultPath.
+func configPath(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
 	}
-	o, err := openLocked(ctx, s.g, repoTarget{name: name, url: def.URL, def: &def})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s.opened[name] = o
-	return o.r, o.lock.Context(), func() {}, nil
+	return plan.DefaultPath()
 }
 
-// close releases every lock and backend.
-func (s *sharedRepos) close(ctx context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, o := range s.opened {
-		o.lock.Unlock(ctx)
-		o.r.Backend().Close()
-		delete(s.opened, name)
-	}
-}
-
-// openLocked opens a target with its index loaded and a shared lock.
-func openLocked(ctx context.Context, g *globalFlags, t repoTarget) (*openedRepo, error) {
-	r, err := openTarget(ctx, g, t)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		r.Backend().Close()
-		return nil, fmt.Errorf("repository %s: %w", t.name, err)
-	}
-	lock, err := r.Lock(context.WithoutCancel(ctx), false, repo.LockOptions{})
-	if err != nil {
-		r.Backend().Close()
-		return nil, fmt.Errorf("repository %s: %w", t.name, err)
-	}
-	return &openedRepo{r: r, lock: lock}, nil
-}
-
-// mountPlanOptions are the Manager options of a process.
+// planOptions are the Manager options of a process.
 func planOptions() plan.ManagerOptions {
 	host, _ := os.Hostname()
 	return plan.ManagerOptions{Host: host, Program: "cairn " + version}
@@ -102,8 +33,8 @@ func runPlan(ctx context.Context, g *globalFlags, out *output, configFile, name 
 	if err != nil {
 		return err
 	}
-	shared := newSharedRepos(g)
-	defer shared.close(context.WithoutCancel(ctx))
+	pl := pool.New()
+	defer pl.Close(context.WithoutCancel(ctx))
 	opts := planOptions()
 	opts.OnEvent = func(_ string, ev plan.Event) {
 		switch ev.Event {
@@ -133,7 +64,7 @@ func runPlan(ctx context.Context, g *globalFlags, out *output, configFile, name 
 	}
 	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m, err := plan.NewManager(bg, path, shared, opts)
+	m, err := plan.NewManager(bg, path, plan.RepoPool{Pool: pl, Opener: g.opener()}, opts)
 	if err != nil {
 		return err
 	}
