@@ -91,6 +91,17 @@ func (x *Index) Each(fn func(id ID, loc Location)) {
 	}
 }
 
+// StoredBytes returns the stored size of every indexed blob.
+func (x *Index) StoredBytes() uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var n uint64
+	for _, e := range x.blobs {
+		n += uint64(e.length)
+	}
+	return n
+}
+
 // Packs returns the IDs of all indexed packs.
 func (x *Index) Packs() []ID {
 	x.mu.RLock()

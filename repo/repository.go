@@ -130,7 +130,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
-	return parallel(ctx, len(ids), 4, func(ctx context.Context, i int) error {
+	return Parallel(ctx, len(ids), 4, func(ctx context.Context, i int) error {
 		packs, err := r.LoadIndexFile(ctx, ids[i])
 		if err != nil {
 			return err
@@ -177,6 +177,12 @@ func (r *Repository) HasBlob(id ID) bool {
 // LookupBlob returns where id is stored.
 func (r *Repository) LookupBlob(id ID) (Location, bool) { return r.idx.Lookup(id) }
 
+// BlobLength returns the length of id's plaintext, as the index gives it.
+func (r *Repository) BlobLength(id ID) (uint32, bool) {
+	loc, ok := r.idx.Lookup(id)
+	return loc.RawLength, ok
+}
+
 // LoadBlob loads, decrypts, decompresses and verifies one blob.
 func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error) {
 	loc, ok := r.idx.Lookup(id)
@@ -187,30 +193,11 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, e
 	if t == TreeBlob && r.treeDir != "" {
 		return r.loadCachedTree(ctx, h, loc, id)
 	}
-	stored, err := r.LoadPackRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
+	stored, err := r.packRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
 	if err != nil {
 		return nil, err
 	}
-	return r.OpenBlob(h, loc, id, stored)
-}
-
-// LoadPackRange loads bytes [start, end) of a pack with one request: the
-// stored form of the blobs there, for OpenBlob. A missing pack, or one
-// shorter than the range, is a CorruptError naming blob, the first blob
-// wanted there.
-func (r *Repository) LoadPackRange(ctx context.Context, pack, blob ID, start, end int64) ([]byte, error) {
-	h := packHandle(pack)
-	stored, err := r.be.Load(ctx, h, start, int(end-start))
-	if errors.Is(err, backend.ErrNotExist) {
-		return nil, &CorruptError{Object: h.String(), Blob: blob, Err: errors.New("pack is missing")}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load blob %s from %v: %w", blob.Short(), h, err)
-	}
-	if int64(len(stored)) != end-start {
-		return nil, &CorruptError{Object: h.String(), Blob: blob, Err: fmt.Errorf("read %d bytes at %d, want %d", len(stored), start, end-start)}
-	}
-	return stored, nil
+	return r.openBlob(h, loc, id, stored)
 }
 
 // UseLocalCache keeps copies of the repository's metadata under
@@ -229,16 +216,16 @@ func (r *Repository) UseLocalCache(dir string) {
 func (r *Repository) loadCachedTree(ctx context.Context, h backend.Handle, loc Location, id ID) ([]byte, error) {
 	p := r.treePath(id)
 	if stored, err := os.ReadFile(p); err == nil {
-		if plain, err := r.OpenBlob(h, loc, id, stored); err == nil {
+		if plain, err := r.openBlob(h, loc, id, stored); err == nil {
 			return plain, nil
 		}
 		os.Remove(p) // damaged or stale copy
 	}
-	stored, err := r.LoadPackRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
+	stored, err := r.packRange(ctx, loc.Pack, id, int64(loc.Offset), int64(loc.Offset)+int64(loc.Length))
 	if err != nil {
 		return nil, err
 	}
-	plain, err := r.OpenBlob(h, loc, id, stored)
+	plain, err := r.openBlob(h, loc, id, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -265,9 +252,8 @@ func (r *Repository) cacheTree(id ID, stored []byte) {
 	}
 }
 
-// OpenBlob decodes a blob whose stored bytes the caller loaded itself (the
-// restorer reads whole ranges of a pack at once).
-func (r *Repository) OpenBlob(h backend.Handle, loc Location, id ID, stored []byte) ([]byte, error) {
+// openBlob decodes a blob from its stored bytes.
+func (r *Repository) openBlob(h backend.Handle, loc Location, id ID, stored []byte) ([]byte, error) {
 	plain, err := r.decodeBlob(stored, id, int(loc.RawLength))
 	if err != nil {
 		return nil, &CorruptError{Object: h.String(), Blob: id, Err: err}
@@ -578,9 +564,11 @@ func (r *Repository) SaveIndexFile(ctx context.Context, packs []IndexPack) (ID, 
 	return r.saveIndex(ctx, packs)
 }
 
-// parallel runs fn(0..n-1) on up to workers goroutines; the first error
-// cancels the rest and is returned.
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+// Parallel runs fn(ctx, i) for i in 0..n-1 on up to workers goroutines.
+// The first error cancels the context of the others, stops starting new
+// ones and is returned once all have returned; otherwise Parallel returns
+// ctx.Err(), so that a cancelled ctx never passes for success.
+func Parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for i := 0; i < n && gctx.Err() == nil; i++ {

@@ -96,7 +96,7 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	snaps := make([]*Snapshot, len(ids))
-	err = parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
+	err = Parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
 		s, err := r.LoadSnapshot(ctx, ids[i])
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil // removed after listing

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -33,8 +31,8 @@ func (f *snapFile) Attr(ctx context.Context) (Attr, error) {
 	a := nodeAttr(f.node, f.ino)
 	var holes uint64
 	for _, id := range f.node.Content {
-		if loc, ok := f.rp.r.LookupBlob(id); ok && isZeroChunk(id, loc.RawLength) {
-			holes += uint64(loc.RawLength)
+		if n, ok := f.rp.r.BlobLength(id); ok && f.rp.r.IsZeroChunk(id, n) {
+			holes += uint64(n)
 		}
 	}
 	if holes > 0 {
@@ -63,12 +61,12 @@ func (f *snapFile) handle() (*fileHandle, error) {
 	h := &fileHandle{rp: f.rp, ids: f.node.Content, offsets: make([]int64, n+1), zero: make([]bool, n)}
 	h.fetched.Store(-1)
 	for i, id := range f.node.Content {
-		loc, ok := f.rp.r.LookupBlob(id)
+		length, ok := f.rp.r.BlobLength(id)
 		if !ok {
 			return nil, fmt.Errorf("%s: chunk %s: %w", f.node.Name, id.Short(), repo.ErrBlobNotFound)
 		}
-		h.offsets[i+1] = h.offsets[i] + int64(loc.RawLength)
-		h.zero[i] = isZeroChunk(id, loc.RawLength)
+		h.offsets[i+1] = h.offsets[i] + int64(length)
+		h.zero[i] = f.rp.r.IsZeroChunk(id, length)
 	}
 	return h, nil
 }
@@ -141,25 +139,10 @@ func (h *fileHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	return total, nil
 }
 
-var (
-	zeroBufMu sync.Mutex // guards zeroBuf
-	zeroBuf   []byte
-)
-
-// zeros returns a read-only slice of n zero bytes.
-func zeros(n int) []byte {
-	zeroBufMu.Lock()
-	defer zeroBufMu.Unlock()
-	if len(zeroBuf) < n {
-		zeroBuf = make([]byte, n)
-	}
-	return zeroBuf[:n]
-}
-
 func (h *fileHandle) chunk(ctx context.Context, i int) ([]byte, error) {
 	length := h.offsets[i+1] - h.offsets[i]
 	if h.zero[i] {
-		return zeros(int(length)), nil
+		return repo.Zeros(int(length)), nil
 	}
 	id := h.ids[i]
 	data, err := h.rp.cache.GetOrLoad(ctx, id, func(ctx context.Context) ([]byte, error) {
@@ -188,20 +171,10 @@ func (h *fileHandle) prefetch(i int) {
 
 func (h *fileHandle) Close() error { return nil }
 
-var _ io.Closer = (*fileHandle)(nil)
-
-// zeroIDs caches the ids of all-zero chunks by length. Holes are stored as
-// zero chunks of block-aligned lengths, so only those are hashed.
-var zeroIDs sync.Map // uint32 -> repo.ID
-
-func isZeroChunk(id repo.ID, length uint32) bool {
-	if length == 0 || length%4096 != 0 {
-		return false
-	}
-	if z, ok := zeroIDs.Load(length); ok {
-		return z.(repo.ID) == id
-	}
-	z := repo.Hash(zeros(int(length)))
-	zeroIDs.Store(length, z)
-	return z == id
-}
+var (
+	_ File      = (*snapFile)(nil)
+	_ Seeker    = (*snapFile)(nil)
+	_ Xattrer   = (*snapFile)(nil)
+	_ Immutable = (*snapFile)(nil)
+	_ Handle    = (*fileHandle)(nil)
+)

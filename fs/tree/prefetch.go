@@ -3,10 +3,8 @@ package tree
 import (
 	"cmp"
 	"context"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -14,10 +12,11 @@ import (
 // Read-ahead over a directory. Opening one file of a snapshot directory is
 // taken as a sign that its neighbours will be read next (cp -a, rsync,
 // tar and grep -r all go through a directory in order), so the files after
-// it are loaded into the chunk cache in the background: in pack order,
-// with the blobs that lie close together in one pack read by one request,
-// and decoded while the reader is still busy with the files before them.
-// Each small file then costs its reader no storage read and no decoding.
+// it are loaded into the chunk cache in the background by one batch load
+// (repo.LoadBlobs: the blobs that lie close together in one pack read by
+// one request, decoded on every core in the order they will be read),
+// while the reader is still busy with the files before them. Each small
+// file then costs its reader no storage read and no decoding.
 const (
 	// aheadStart is how many files past the one opened are loaded when
 	// a reader starts, or leaves the order expected. Each batch the
@@ -32,11 +31,6 @@ const (
 	// aheadFileChunks: of a larger file only its first chunks are loaded
 	// (its own sequential prefetch takes over once it is read).
 	aheadFileChunks = 2
-	// runGap: blobs of a pack at most this far apart are read with one
-	// request, the gap included.
-	runGap = 256 << 10
-	// runMax bounds the range of one request.
-	runMax = 4 << 20
 )
 
 // dirAhead is the read-ahead state of one directory. Readers go through
@@ -146,28 +140,21 @@ func nextFile(t *repo.Tree, i int) int {
 	return -1
 }
 
-// blobAt is a blob and where it is stored.
-type blobAt struct {
-	id  repo.ID
-	loc repo.Location
-}
-
 // loadAhead loads the chunks ids into the cache, decoded in the order
-// given (the order they are expected to be read in). The storage is read
-// in pack order, one request per run of neighbouring blobs.
+// given (the order they are expected to be read in).
 func (rp *Repo) loadAhead(ids []repo.ID) {
 	keys := make([]repo.ID, 0, len(ids))
-	locs := make(map[repo.ID]repo.Location, len(ids))
+	seen := make(map[repo.ID]bool, len(ids))
 	for _, id := range ids {
-		if _, ok := locs[id]; ok {
+		if seen[id] {
 			continue
 		}
-		loc, ok := rp.r.LookupBlob(id)
-		if !ok || isZeroChunk(id, loc.RawLength) {
+		seen[id] = true
+		n, ok := rp.r.BlobLength(id)
+		if !ok || rp.r.IsZeroChunk(id, n) {
 			continue // the reader reports a missing chunk; zeros cost nothing
 		}
 		keys = append(keys, id)
-		locs[id] = loc
 	}
 	select {
 	case rp.fills <- struct{}{}: // one batch at a time per repository
@@ -176,84 +163,11 @@ func (rp *Repo) loadAhead(ids []repo.ID) {
 	}
 	defer func() { <-rp.fills }()
 	rp.cache.Fill(rp.bg, keys, func(ctx context.Context, keys []repo.ID, put func(int, []byte, error)) {
-		rp.fill(ctx, keys, locs, put)
-	})
-}
-
-// fill is loadAhead's loader: keys is the part of the batch neither cached
-// nor being loaded.
-func (rp *Repo) fill(ctx context.Context, keys []repo.ID, locs map[repo.ID]repo.Location, put func(int, []byte, error)) {
-	sorted := make([]blobAt, len(keys))
-	for i, k := range keys {
-		sorted[i] = blobAt{k, locs[k]}
-	}
-	slices.SortFunc(sorted, func(a, b blobAt) int {
-		return cmp.Or(slices.Compare(a.loc.Pack[:], b.loc.Pack[:]), cmp.Compare(a.loc.Offset, b.loc.Offset))
-	})
-	// Read every run, fillWorkers at once.
-	stored := make(map[repo.ID][]byte, len(keys))
-	failed := make(map[repo.ID]error)
-	var mu sync.Mutex // guards stored and failed
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, fillWorkers)
-	for _, run := range runs(sorted) {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			first, last := run[0].loc, run[len(run)-1].loc
-			start := int64(first.Offset)
-			buf, err := rp.r.LoadPackRange(ctx, first.Pack, run[0].id, start, int64(last.Offset)+int64(last.Length))
-			mu.Lock()
-			defer mu.Unlock()
-			for _, b := range run {
-				if err != nil {
-					failed[b.id] = err
-					continue
-				}
-				o := int64(b.loc.Offset) - start
-				stored[b.id] = buf[o : o+int64(b.loc.Length)]
-			}
+		// The cache's waiters get each result as it comes; Fill fails
+		// those that a cancelled load leaves out.
+		rp.r.LoadBlobs(ctx, keys, repo.LoadOptions{}, func(i int, _ repo.ID, plain []byte, err error) error {
+			put(i, plain, err)
+			return nil
 		})
-	}
-	wg.Wait()
-	// Decode in the expected order of reading, fillWorkers at once.
-	var next atomic.Int64
-	for range fillWorkers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
-				k := keys[i]
-				if err := failed[k]; err != nil {
-					put(i, nil, err)
-					continue
-				}
-				plain, err := rp.r.OpenBlob(repo.PackHandle(locs[k].Pack), locs[k], k, stored[k])
-				put(i, plain, err)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// fillWorkers is how many reads, and then decodings, of a batch run at
-// once.
-var fillWorkers = max(2, runtime.GOMAXPROCS(0))
-
-// runs splits blobs, sorted by pack and offset, into runs that one request
-// each can read.
-func runs(blobs []blobAt) [][]blobAt {
-	var out [][]blobAt
-	start := 0
-	for i := 1; i <= len(blobs); i++ {
-		if i < len(blobs) {
-			first, prev, b := blobs[start].loc, blobs[i-1].loc, blobs[i].loc
-			near := b.Pack == prev.Pack && int64(b.Offset)-int64(prev.Offset+prev.Length) <= runGap &&
-				int64(b.Offset+b.Length)-int64(first.Offset) <= runMax
-			if near {
-				continue
-			}
-		}
-		out = append(out, blobs[start:i])
-		start = i
-	}
-	return out
+	})
 }

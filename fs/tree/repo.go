@@ -170,7 +170,7 @@ func (rp *Repo) Status(ctx context.Context) (Status, error) {
 	idx := rp.r.Index()
 	st.Blobs = idx.Len()
 	st.Packs = len(idx.Packs())
-	idx.Each(func(_ repo.ID, loc repo.Location) { st.StoredBytes += uint64(loc.Length) })
+	st.StoredBytes = idx.StoredBytes()
 	if st.StoredBytes > 0 {
 		st.DedupRatio = float64(st.OriginalBytes) / float64(st.StoredBytes)
 	}

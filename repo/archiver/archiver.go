@@ -337,9 +337,6 @@ type archiver struct {
 
 	files, dirs, others, bytes, unchanged, errs atomic.Uint64
 
-	zeroMu    sync.Mutex // guards zeroIDs and zeros
-	zeroIDs   map[int]repo.ID
-	zeros     []byte
 	bufs      sync.Pool // *[]byte for streaming, the largest Max plus a read block
 	smallBufs sync.Pool // *[]byte of minChunk bytes, for regions that are one chunk
 	midBufs   sync.Pool // *[]byte of up to maxChunk bytes, for regions cut in memory
@@ -378,7 +375,6 @@ func newArchiver(ctx context.Context, stop context.CancelCauseFunc, targets []Ta
 		jobs:     make(chan *fileJob, opts.Workers),
 		dirSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		bigSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		zeroIDs:  map[int]repo.ID{},
 	}
 	type key struct {
 		seed chunker.Seed

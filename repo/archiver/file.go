@@ -393,12 +393,12 @@ func (a *archiver) anyReading(g *seedGroup, job *fileJob) bool {
 func (a *archiver) zeroChunks(ctx context.Context, g *seedGroup, job *fileJob, n int64, content *[]repo.ID) error {
 	for n > 0 {
 		l := int(min(n, int64(g.cp.Max)))
-		id, zero := a.zeroBlob(l)
+		id := repo.ZeroID(l)
 		for _, t := range g.targets {
 			if job.reuse[t.idx] || t.failed.Load() || t.Repo.HasBlob(id) {
 				continue
 			}
-			if _, err := t.Repo.SaveBlob(t.ctx, repo.DataBlob, id, zero); err != nil {
+			if _, err := t.Repo.SaveBlob(t.ctx, repo.DataBlob, id, repo.Zeros(l)); err != nil {
 				if err := a.repoErr(ctx, t, err); err != nil {
 					return err
 				}
@@ -408,23 +408,4 @@ func (a *archiver) zeroChunks(ctx context.Context, g *seedGroup, job *fileJob, n
 		n -= int64(l)
 	}
 	return nil
-}
-
-// zeroBlob returns the id and plaintext of a blob of l zero bytes, hashing
-// each length once per run. The slice is shared: read-only.
-func (a *archiver) zeroBlob(l int) (repo.ID, []byte) {
-	a.zeroMu.Lock()
-	if a.zeros == nil {
-		a.zeros = make([]byte, a.maxChunk)
-	}
-	zero := a.zeros[:l]
-	id, ok := a.zeroIDs[l]
-	a.zeroMu.Unlock()
-	if !ok {
-		id = repo.Hash(zero)
-		a.zeroMu.Lock()
-		a.zeroIDs[l] = id
-		a.zeroMu.Unlock()
-	}
-	return id, zero
 }

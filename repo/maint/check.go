@@ -9,10 +9,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"slices"
-	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backend"
@@ -156,7 +153,7 @@ func (c *checker) run(ctx context.Context, opts CheckOptions) error {
 		}
 	}
 	sel := c.selectPacks(opts)
-	err := forEach(ctx, len(sel), readWorkers, func(ctx context.Context, i int) error {
+	err := repo.Parallel(ctx, len(sel), readWorkers, func(ctx context.Context, i int) error {
 		return c.readPack(ctx, sel[i])
 	})
 	c.res.PacksRead = int(c.read.Load())
@@ -252,7 +249,7 @@ func (c *checker) loadSnapshots(ctx context.Context) error {
 	}
 	c.res.Snapshots = len(objs)
 	snaps := make([]*repo.Snapshot, len(objs))
-	err = forEach(ctx, len(objs), loadWorkers, func(ctx context.Context, i int) error {
+	err = repo.Parallel(ctx, len(objs), loadWorkers, func(ctx context.Context, i int) error {
 		s, err := c.r.LoadSnapshot(ctx, objs[i].id)
 		obj := handle(backend.SnapshotFile, objs[i].id)
 		switch {
@@ -282,7 +279,7 @@ func (c *checker) loadIndexes(ctx context.Context) error {
 	}
 	c.res.Indexes = len(objs)
 	files := make([][]repo.IndexPack, len(objs))
-	err = forEach(ctx, len(objs), loadWorkers, func(ctx context.Context, i int) error {
+	err = repo.Parallel(ctx, len(objs), loadWorkers, func(ctx context.Context, i int) error {
 		packs, err := c.r.LoadIndexFile(ctx, objs[i].id)
 		obj := handle(backend.IndexFile, objs[i].id)
 		switch {
@@ -410,126 +407,46 @@ func sortedIDs[V any](m map[repo.ID]V) []repo.ID {
 	return ids
 }
 
-// treeJob is a tree to load, and where the walk first met it.
-type treeJob struct {
-	snap *repo.Snapshot
-	path string // inside the snapshot, "/" for the root
-	id   repo.ID
-}
-
 func (c *checker) checkTrees(ctx context.Context) error {
-	w := &walker{c: c, seen: make(map[repo.ID]bool)}
-	w.cond = sync.NewCond(&w.mu)
-	// Roots are queued newest last, and the queue is a stack, so the
-	// newest snapshot is walked first; a problem shared by several
-	// snapshots is then reported with the one most likely to matter.
-	for _, s := range c.snaps {
-		if c.subtree(s, "/", s.Tree) && !w.seen[s.Tree] {
-			w.seen[s.Tree] = true
-			w.todo = append(w.todo, treeJob{snap: s, path: "/", id: s.Tree})
-		}
-	}
-	var wg sync.WaitGroup
-	for range loadWorkers {
-		wg.Go(func() { w.work(ctx) })
-	}
-	wg.Wait()
-	c.res.Trees = len(w.seen)
-	if w.err != nil {
-		return w.err
-	}
-	return ctx.Err()
+	var trees atomic.Int64
+	err := Walk(ctx, c.r, c.snaps, WalkOptions{LoadTree: c.loadTree, Follow: c.subtree, Workers: loadWorkers},
+		func(ctx context.Context, v Visit) error {
+			trees.Add(1)
+			return c.checkTree(ctx, v)
+		})
+	c.res.Trees = int(trees.Load())
+	return err
 }
 
-// walker walks the trees of every snapshot on several goroutines, loading
-// each distinct tree once.
-type walker struct {
-	c *checker
-
-	mu   sync.Mutex // guards the fields below; never held across I/O
-	cond *sync.Cond // signalled when todo grows, busy drops or err is set
-	seen map[repo.ID]bool
-	todo []treeJob // a stack: depth first keeps it short
-	busy int       // jobs taken and not finished
-	err  error     // first fatal error; stops the walk
-}
-
-func (w *walker) work(ctx context.Context) {
-	for {
-		w.mu.Lock()
-		for len(w.todo) == 0 && w.busy > 0 && w.err == nil {
-			w.cond.Wait()
+// checkTree checks the entries of one tree the walk reached (its
+// subtrees are checked by subtree, as the walk follows them). It returns
+// an error only if the check cannot go on.
+func (c *checker) checkTree(ctx context.Context, v Visit) error {
+	if v.Err != nil {
+		if fatal(ctx, v.Err) {
+			return v.Err
 		}
-		if len(w.todo) == 0 || w.err != nil {
-			w.mu.Unlock()
-			return
-		}
-		job := w.todo[len(w.todo)-1]
-		w.todo = w.todo[:len(w.todo)-1]
-		w.busy++
-		w.mu.Unlock()
-
-		children, err := w.c.checkTree(ctx, job)
-		if err == nil {
-			err = ctx.Err()
-		}
-
-		w.mu.Lock()
-		w.busy--
-		if err != nil && w.err == nil {
-			w.err = err
-		}
-		for _, ch := range children {
-			if !w.seen[ch.id] {
-				w.seen[ch.id] = true
-				w.todo = append(w.todo, ch)
-			}
-		}
-		w.mu.Unlock()
-		w.cond.Broadcast()
+		loc := c.blobs[v.ID]
+		c.rep.errorf(handle(backend.PackFile, loc.Pack), v.ID, "%s: %s: tree cannot be loaded: %s",
+			describe(v.Snapshot), v.Path, reason(v.Err))
+		return nil
 	}
-}
-
-// checkTree loads one tree and checks its entries. It returns the subtrees
-// to walk, and an error only if the check cannot go on.
-func (c *checker) checkTree(ctx context.Context, job treeJob) ([]treeJob, error) {
-	tree, err := c.loadTree(ctx, job.id)
-	if err != nil {
-		if fatal(ctx, err) {
-			return nil, err
-		}
-		loc := c.blobs[job.id]
-		c.rep.errorf(handle(backend.PackFile, loc.Pack), job.id, "%s: %s: tree cannot be loaded: %s",
-			describe(job.snap), job.path, reason(err))
-		return nil, nil
-	}
-	var children []treeJob
-	for _, n := range tree.Nodes {
-		p := path.Join(job.path, n.Name)
-		switch n.Type {
-		case repo.NodeDir:
-			if c.subtree(job.snap, p, *n.Subtree) {
-				children = append(children, treeJob{snap: job.snap, path: p, id: *n.Subtree})
-			}
-		case repo.NodeFile:
-			c.content(job.snap, p, n.Content)
+	for _, n := range v.Tree.Nodes {
+		if n.Type == repo.NodeFile {
+			c.content(v.Snapshot, path.Join(v.Path, n.Name), n.Content)
 		}
 	}
-	return children, nil
+	return nil
 }
 
 // loadTree is repo.LoadTree on the checker's own index.
 func (c *checker) loadTree(ctx context.Context, id repo.ID) (*repo.Tree, error) {
-	loc := c.blobs[id]
-	if loc.Length < repo.Overhead {
-		return nil, fmt.Errorf("index gives it an impossible length %d", loc.Length)
-	}
-	h := repo.PackHandle(loc.Pack)
-	stored, err := c.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
-	if err != nil {
-		return nil, err
-	}
-	plain, err := c.r.OpenBlob(h, loc, id, stored)
+	var plain []byte
+	locate := func(int) (repo.Location, bool) { loc, ok := c.blobs[id]; return loc, ok }
+	err := c.r.LoadBlobs(ctx, []repo.ID{id}, repo.LoadOptions{Locate: locate}, func(_ int, _ repo.ID, p []byte, err error) error {
+		plain = p
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -670,34 +587,34 @@ func (c *checker) readPack(ctx context.Context, id repo.ID) error {
 		}
 	}
 
-	for _, b := range blobs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		end := int64(b.Offset) + int64(b.Length)
-		if end > int64(len(data)) {
+	// Decode every blob out of the pack read whole.
+	blobs = slices.DeleteFunc(blobs, func(b repo.PackBlob) bool {
+		if int64(b.Offset)+int64(b.Length) > int64(len(data)) {
 			c.rep.errorf(obj, b.ID, "%s reaches beyond the end of the pack (%d bytes)", entry(b), len(data))
-			continue
+			return true
 		}
-		if _, err := c.r.OpenBlob(h, location(id, b), b.ID, data[b.Offset:end]); err != nil {
-			c.rep.errorf(obj, b.ID, "damaged %s blob: %s", b.Type, reason(err))
+		return false
+	})
+	ids := make([]repo.ID, len(blobs))
+	for i, b := range blobs {
+		ids[i] = b.ID
+	}
+	opts := repo.LoadOptions{
+		Gap:       int64(len(data)),
+		MaxRange:  int64(len(data)),
+		Locate:    func(i int) (repo.Location, bool) { return location(id, blobs[i]), true },
+		ReadRange: func(_ context.Context, _ repo.ID, start, end int64) ([]byte, error) { return data[start:end], nil },
+	}
+	return c.r.LoadBlobs(ctx, ids, opts, func(i int, _ repo.ID, _ []byte, err error) error {
+		switch {
+		case err == nil:
+		case fatal(ctx, err):
+			return err
+		default:
+			c.rep.errorf(obj, blobs[i].ID, "damaged %s blob: %s", blobs[i].Type, reason(err))
 		}
-	}
-	return nil
-}
-
-// forEach runs fn(0..n-1) on up to workers goroutines. fn returns only
-// errors that stop the check; the first one cancels the rest.
-func forEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for i := 0; i < n && gctx.Err() == nil; i++ {
-		g.Go(func() error { return fn(gctx, i) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+		return nil
+	})
 }
 
 // reporter collects problems from any goroutine. They pass through a

@@ -2,6 +2,11 @@
 // and copy later. It works through the exported API of package repo and the
 // repository's backend, and never changes the format.
 //
+// Walk and Reachable find what snapshots reference: each distinct tree
+// once, loaded on several goroutines, and the data blobs of its files.
+// Check walks with them, and prune (what to keep) and copy (what to send)
+// are meant to.
+//
 // Check verifies a repository the way DESIGN.md §3 makes possible: every
 // write-once object is named by the SHA-256 of its bytes, index files name
 // the packs, snapshots name root trees, trees name blobs. It reports damage

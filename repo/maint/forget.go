@@ -34,7 +34,7 @@ func Forget(ctx context.Context, r *repo.Repository, snaps []*repo.Snapshot) err
 		}
 	}
 	be := r.Backend()
-	return forEach(ctx, len(snaps), forgetWorkers, func(ctx context.Context, i int) error {
+	return repo.Parallel(ctx, len(snaps), forgetWorkers, func(ctx context.Context, i int) error {
 		h := backend.Handle{Type: backend.SnapshotFile, Name: snaps[i].ID().String()}
 		err := be.Remove(ctx, h)
 		if err != nil && !errors.Is(err, backend.ErrNotExist) {

@@ -11,17 +11,19 @@
 // bounded pool of workers, which create files, symlinks, device nodes and
 // FIFOs in parallel. The queue is bounded, so memory stays bounded whatever
 // the snapshot's size: the walker holds the trees of the path it is on, each
-// worker one file's reads (at most maxRange bytes of a pack, plus one
-// decoded chunk), and two byte-bounded caches hold tree blobs and data
-// chunks (single-flight, so files sharing a chunk load it once).
+// worker one file's reads (at most maxRange bytes of a pack at a time), the
+// process decodes one chunk per core at most (repo.LoadBlobs), and two
+// byte-bounded caches hold tree blobs and the chunks of one-chunk files
+// (single-flight, so files sharing a chunk load it once).
 //
-// A file's chunks are written with pwrite at their offsets. Runs of chunks
-// that lie next to each other in one pack are fetched with one ranged Load
-// and split with Repository.OpenBlob. A chunk of zeros is never written:
-// its id is compared with the id of zeros of the same length (so it is not
-// even loaded), and a loaded chunk that turns out to be zeros is skipped as
-// well; the file is then truncated to its recorded size, so holes of the
-// source are holes again. Every blob is verified on load.
+// A file's chunks are written with pwrite at their offsets, as they are
+// decoded. They are loaded with Repository.LoadBlobs, which fetches runs
+// of chunks that lie close together in one pack with one ranged load. A
+// chunk of zeros is never written: Repository.IsZeroChunk knows it by id
+// and length (so it is not even loaded), and a loaded chunk that turns out
+// to be zeros is skipped as well; the file is then truncated to its
+// recorded size, so holes of the source are holes again. Every blob is
+// verified on load.
 //
 // Metadata is applied after content, in the order that makes it stick:
 // owner (by user and group name when this system knows them, unless

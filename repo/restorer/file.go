@@ -1,22 +1,18 @@
 package restorer
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/backend"
 )
 
 // chunk is one chunk of a file that has to be written, and where.
 type chunk struct {
 	id  repo.ID
-	loc repo.Location
 	off int64 // in the file
 }
 
@@ -69,30 +65,29 @@ func (rs *restorer) plan(n *repo.Node) ([]chunk, error) {
 	chunks := make([]chunk, 0, len(n.Content))
 	var off int64
 	for _, id := range n.Content {
-		loc, ok := rs.r.LookupBlob(id)
+		length, ok := rs.r.BlobLength(id)
 		if !ok {
 			return nil, fmt.Errorf("data blob %s: %w", id.Short(), repo.ErrBlobNotFound)
 		}
-		if !rs.isZeroChunk(id, loc.RawLength) {
-			chunks = append(chunks, chunk{id: id, loc: loc, off: off})
+		if !rs.r.IsZeroChunk(id, length) {
+			chunks = append(chunks, chunk{id: id, off: off})
 		}
-		off += int64(loc.RawLength)
+		off += int64(length)
 	}
 	return chunks, nil
 }
 
-// writeContent writes chunks into f. Runs of chunks stored close together
-// in one pack are fetched with a single ranged load.
+// writeContent writes chunks into fd. A file of one chunk loads it
+// through the chunk cache, so that files sharing it load it once; the
+// chunks of a larger file go through one batch load, which reads those
+// stored close together in one pack with one request (rs.load).
 func (rs *restorer) writeContent(ctx context.Context, fd int, chunks []chunk, size uint64) error {
-	var handled uint64
+	var handled atomic.Uint64
 	write := func(c chunk, plain []byte) error {
-		if uint32(len(plain)) != c.loc.RawLength {
-			return fmt.Errorf("blob %s has %d bytes, the index says %d: %w", c.id.Short(), len(plain), c.loc.RawLength, repo.ErrCorrupt)
-		}
-		handled += uint64(len(plain))
+		handled.Add(uint64(len(plain)))
 		defer rs.doneBytes.Add(uint64(len(plain)))
-		if isZeros(plain) {
-			rs.noteZero(c.id, c.loc.RawLength)
+		if repo.IsZero(plain) {
+			repo.ZeroID(len(plain)) // known from now on, without loading
 			return nil
 		}
 		for off, b := c.off, plain; len(b) > 0; {
@@ -107,53 +102,45 @@ func (rs *restorer) writeContent(ctx context.Context, fd int, chunks []chunk, si
 		}
 		return nil
 	}
-	for i := 0; i < len(chunks); {
-		if err := ctx.Err(); err != nil {
+	if len(chunks) == 1 {
+		plain, err := rs.loadChunk(ctx, chunks[0].id)
+		if err != nil {
 			return err
 		}
-		first := chunks[i].loc
-		start, end := int64(first.Offset), int64(first.Offset)+int64(first.Length)
-		k := i + 1
-		for ; k < len(chunks); k++ {
-			l := chunks[k].loc
-			off, next := int64(l.Offset), int64(l.Offset)+int64(l.Length)
-			if l.Pack != first.Pack || off < end || off-end > maxGap || next-start > maxRange {
-				break
-			}
-			end = next
+		if err := write(chunks[0], plain); err != nil {
+			return err
 		}
-		if k == i+1 {
-			plain, err := rs.loadChunk(ctx, chunks[i])
+	} else if len(chunks) > 1 {
+		ids := make([]repo.ID, len(chunks))
+		for i, c := range chunks {
+			ids[i] = c.id
+		}
+		// Writes at distinct offsets of one descriptor may run at once.
+		err := rs.r.LoadBlobs(ctx, ids, rs.load, func(i int, _ repo.ID, plain []byte, err error) error {
 			if err != nil {
 				return err
 			}
-			if err := write(chunks[i], plain); err != nil {
-				return err
-			}
-		} else if err := rs.loadRange(ctx, chunks[i:k], start, end, write); err != nil {
+			return write(chunks[i], plain)
+		})
+		if err != nil {
 			return err
 		}
-		i = k
 	}
-	if size > handled {
-		rs.doneBytes.Add(size - handled) // the holes
+	if h := handled.Load(); size > h {
+		rs.doneBytes.Add(size - h) // the holes
 	}
 	return nil
 }
 
-// loadChunk loads one data blob through the chunk cache, so that files
-// sharing a chunk load it once.
-func (rs *restorer) loadChunk(ctx context.Context, c chunk) ([]byte, error) {
-	return rs.blobs.GetOrLoad(ctx, c.id, func(ctx context.Context) ([]byte, error) {
-		if rs.windows == nil {
-			return rs.r.LoadBlob(ctx, repo.DataBlob, c.id)
-		}
-		h := repo.PackHandle(c.loc.Pack)
-		stored, err := rs.loadStored(ctx, c.loc.Pack, int64(c.loc.Offset), int64(c.loc.Offset)+int64(c.loc.Length))
-		if err != nil {
-			return nil, err
-		}
-		return rs.r.OpenBlob(h, c.loc, c.id, stored)
+// loadChunk loads one data blob through the chunk cache.
+func (rs *restorer) loadChunk(ctx context.Context, id repo.ID) ([]byte, error) {
+	return rs.blobs.GetOrLoad(ctx, id, func(ctx context.Context) ([]byte, error) {
+		var plain []byte
+		err := rs.r.LoadBlobs(ctx, []repo.ID{id}, rs.load, func(_ int, _ repo.ID, p []byte, err error) error {
+			plain = p
+			return err
+		})
+		return plain, err
 	})
 }
 
@@ -167,13 +154,11 @@ type windowKey struct {
 	n    int64 // window number: bytes [n*Window, (n+1)*Window)
 }
 
-// loadStored returns bytes [start, end) of a pack: directly, or through
-// the cached windows that cover them.
-func (rs *restorer) loadStored(ctx context.Context, pack repo.ID, start, end int64) ([]byte, error) {
+// loadWindows returns bytes [start, end) of a pack out of the cached
+// windows that cover them: the batch loads' ReadRange when opts.Window is
+// set.
+func (rs *restorer) loadWindows(ctx context.Context, pack repo.ID, start, end int64) ([]byte, error) {
 	h := repo.PackHandle(pack)
-	if rs.windows == nil {
-		return rs.r.Backend().Load(ctx, h, start, int(end-start))
-	}
 	w := int64(rs.opts.Window)
 	packEnd := rs.packEnds[pack]
 	if end > packEnd {
@@ -184,9 +169,6 @@ func (rs *restorer) loadStored(ctx context.Context, pack repo.ID, start, end int
 		win, err := rs.windows.GetOrLoad(ctx, windowKey{pack, n}, func(ctx context.Context) ([]byte, error) {
 			return rs.r.Backend().Load(ctx, h, n*w, int(min((n+1)*w, packEnd)-n*w))
 		})
-		if errors.Is(err, backend.ErrNotExist) {
-			return nil, &repo.CorruptError{Object: h.String(), Err: errors.New("pack is missing")}
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -194,85 +176,4 @@ func (rs *restorer) loadStored(ctx context.Context, pack repo.ID, start, end int
 		out = append(out, win[lo:hi]...)
 	}
 	return out, nil
-}
-
-// loadRange loads bytes [start, end) of the pack holding cs with one
-// request and passes each blob of cs, decoded and verified, to fn in order.
-func (rs *restorer) loadRange(ctx context.Context, cs []chunk, start, end int64, fn func(chunk, []byte) error) error {
-	h := repo.PackHandle(cs[0].loc.Pack)
-	buf, err := rs.loadStored(ctx, cs[0].loc.Pack, start, end)
-	if errors.Is(err, backend.ErrNotExist) {
-		return &repo.CorruptError{Object: h.String(), Blob: cs[0].id, Err: errors.New("pack is missing")}
-	}
-	if err != nil {
-		return fmt.Errorf("load %v at %d+%d: %w", h, start, end-start, err)
-	}
-	if int64(len(buf)) != end-start {
-		return &repo.CorruptError{Object: h.String(), Blob: cs[0].id, Err: fmt.Errorf("read %d bytes at %d, want %d", len(buf), start, end-start)}
-	}
-	for _, c := range cs {
-		o := int64(c.loc.Offset) - start
-		plain, err := rs.r.OpenBlob(h, c.loc, c.id, buf[o:o+int64(c.loc.Length)])
-		if err != nil {
-			return err
-		}
-		if err := fn(c, plain); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// isZeroChunk reports whether id is the id of n zero bytes. The id of a
-// length is computed (a hash of n zeros, cheaper than loading the blob)
-// only for the lengths zero chunks have: the archiver stores holes as
-// chunks of the chunker's maximum size plus a remainder that, like holes,
-// is a multiple of the block size; runs of zeros inside data are cut at
-// the chunker's minimum or maximum size. Other zero chunks are found
-// after loading (noteZero).
-func (rs *restorer) isZeroChunk(id repo.ID, n uint32) bool {
-	rs.zeroMu.Lock()
-	z, ok := rs.zeroIDs[n]
-	rs.zeroMu.Unlock()
-	if !ok {
-		if n%4096 != 0 && n != rs.chunkMax && n != rs.chunkMin {
-			return false
-		}
-		z = zeroID(n)
-		rs.noteZero(z, n)
-	}
-	return z == id
-}
-
-// noteZero records that id is n zero bytes.
-func (rs *restorer) noteZero(id repo.ID, n uint32) {
-	rs.zeroMu.Lock()
-	rs.zeroIDs[n] = id
-	rs.zeroMu.Unlock()
-}
-
-var zeros [64 << 10]byte // read-only
-
-// zeroID returns the id of n zero bytes.
-func zeroID(n uint32) repo.ID {
-	h := sha256.New()
-	for left := int(n); left > 0; {
-		k := min(left, len(zeros))
-		h.Write(zeros[:k])
-		left -= k
-	}
-	var id repo.ID
-	h.Sum(id[:0])
-	return id
-}
-
-func isZeros(b []byte) bool {
-	for len(b) > 0 {
-		k := min(len(b), len(zeros))
-		if !bytes.Equal(b[:k], zeros[:k]) {
-			return false
-		}
-		b = b[k:]
-	}
-	return true
 }

@@ -54,8 +54,9 @@ type Progress struct{ Files, Bytes, TotalFiles, TotalBytes uint64 }
 // content was restored but some metadata not counts in Files and Errors).
 type Result struct{ Files, Dirs, Bytes, Errors uint64 }
 
-// Tuning. Memory is bounded by workers × (maxRange + largest chunk) plus the
-// two caches.
+// Tuning. Memory is bounded by workers × maxRange (each worker's batch load
+// holds one range at a time), the chunks being decoded and written (one per
+// core, repo.LoadBlobs), and the caches.
 const (
 	maxRange         = 8 << 20   // largest pack range loaded for several chunks at once
 	maxGap           = 256 << 10 // unused bytes of a pack read to join two chunks into one load
@@ -80,15 +81,15 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	rs := &restorer{
-		r:       r,
-		opts:    opts,
-		root:    os.Geteuid() == 0,
-		trees:   cache.New[repo.ID](treeCacheBytes),
-		blobs:   cache.New[repo.ID](dataCacheBytes),
-		jobs:    make(chan *job, opts.Workers),
-		links:   make(map[inodeKey]*linkGroup),
-		zeroIDs: make(map[uint32]repo.ID),
-		owners:  newOwners(),
+		r:      r,
+		opts:   opts,
+		root:   os.Geteuid() == 0,
+		trees:  cache.New[repo.ID](treeCacheBytes),
+		blobs:  cache.New[repo.ID](dataCacheBytes),
+		jobs:   make(chan *job, opts.Workers),
+		links:  make(map[inodeKey]*linkGroup),
+		owners: newOwners(),
+		load:   repo.LoadOptions{Gap: maxGap, MaxRange: maxRange, Ranges: 1},
 	}
 	if opts.Window > 0 {
 		rs.windows = cache.New[windowKey](CachedWindows * int64(opts.Window))
@@ -96,9 +97,8 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 		r.Index().Each(func(_ repo.ID, loc repo.Location) {
 			rs.packEnds[loc.Pack] = max(rs.packEnds[loc.Pack], int64(loc.Offset)+int64(loc.Length))
 		})
+		rs.load.ReadRange = rs.loadWindows
 	}
-	cp := r.Settings().Chunker
-	rs.chunkMin, rs.chunkMax = uint32(max(cp.Min, 0)), uint32(max(cp.Max, 0))
 
 	sel, incs := parseIncludes(opts.Includes)
 
@@ -160,16 +160,16 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 
 // restorer is the state of one Restore call.
 type restorer struct {
-	r                  *repo.Repository
-	opts               Options
-	root               bool // running as root: failures to chown are errors
-	trees              *cache.Cache[repo.ID]
-	blobs              *cache.Cache[repo.ID]
-	windows            *cache.Cache[windowKey] // nil unless opts.Window > 0
-	packEnds           map[repo.ID]int64       // end of each pack's blobs; read-only once set
-	jobs               chan *job
-	chunkMin, chunkMax uint32
-	owners             *owners
+	r        *repo.Repository
+	opts     Options
+	root     bool // running as root: failures to chown are errors
+	trees    *cache.Cache[repo.ID]
+	blobs    *cache.Cache[repo.ID]
+	windows  *cache.Cache[windowKey] // nil unless opts.Window > 0
+	packEnds map[repo.ID]int64       // end of each pack's blobs; read-only once set
+	load     repo.LoadOptions        // how files' chunks are loaded; read-only once set
+	jobs     chan *job
+	owners   *owners
 
 	// target is open until every job is finished: each holds a reference
 	// on its directory and so on every directory above.
@@ -177,9 +177,6 @@ type restorer struct {
 
 	// Owned by the walker goroutine.
 	links map[inodeKey]*linkGroup
-
-	zeroMu  sync.Mutex
-	zeroIDs map[uint32]repo.ID // raw length → id of that many zeros; guarded by zeroMu
 
 	errMu sync.Mutex // serialises OnError
 

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/restorer"
 )
@@ -259,7 +260,7 @@ func TestRestore(t *testing.T) {
 
 func TestOwnerByName(t *testing.T) {
 	if !isRoot() {
-		t.Skip("needs root")
+		testenv.Skip(t, "needs root")
 	}
 	b := newBuilder(t)
 	n := b.file("f", []byte("x"), mib)
@@ -642,5 +643,30 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil || res.Errors != 0 {
 			b.Fatal(res, err)
 		}
+	}
+}
+
+// BenchmarkRestoreLargeFile restores one file of 64 MiB in 1 MiB chunks,
+// half of them compressible: the decoding of a single file's chunks.
+func BenchmarkRestoreLargeFile(b *testing.B) {
+	bl := newBuilder(b)
+	data := bl.random(64 * mib)
+	for i := 0; i < len(data); i += 2 * mib {
+		for k := i; k < i+mib; k++ {
+			data[k] = 'a' + data[k]%4
+		}
+	}
+	snap := bl.snapshot(bl.file("big", data, mib))
+	base := b.TempDir()
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		target := filepath.Join(base, fmt.Sprintf("r%d", i))
+		res, err := restorer.Restore(context.Background(), bl.r, snap, target, restorer.Options{})
+		if err != nil || res.Errors != 0 {
+			b.Fatal(res, err)
+		}
+		b.StopTimer()
+		os.RemoveAll(target)
+		b.StartTimer()
 	}
 }
