@@ -31,6 +31,10 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EBUSY
 	case errors.Is(err, tree.ErrNotEmpty):
 		return syscall.ENOTEMPTY
+	case errors.Is(err, tree.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, tree.ErrIsDir):
+		return syscall.EISDIR
 	case errors.Is(err, tree.ErrPerm):
 		return syscall.EPERM
 	case errors.Is(err, tree.ErrAccess):

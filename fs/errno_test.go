@@ -40,6 +40,8 @@ func TestToErrno(t *testing.T) {
 		{tree.ErrExist, syscall.EEXIST},
 		{fmt.Errorf("plan x: %w", plan.ErrBusy), syscall.EBUSY},
 		{tree.ErrNotEmpty, syscall.ENOTEMPTY},
+		{fmt.Errorf("rmdir x: %w", tree.ErrNotDir), syscall.ENOTDIR},
+		{tree.ErrIsDir, syscall.EISDIR},
 		{tree.ErrPerm, syscall.EPERM},
 		{tree.ErrAccess, syscall.EACCES},
 		{tree.ErrCrossDir, syscall.EXDEV},

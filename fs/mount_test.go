@@ -31,11 +31,19 @@ const (
 // when the test ends, failing if the mount is left behind.
 func mountPlans(t *testing.T, p tree.Plans) string {
 	t.Helper()
+	dir, _ := mountRoot(t, tree.NewRoot(nil, p))
+	return dir
+}
+
+// mountRoot mounts root, and unmounts it when the test ends, failing if
+// the mount is left behind.
+func mountRoot(t *testing.T, root tree.Dir) (string, *Mounted) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		testenv.Skip(t, "no /dev/fuse")
 	}
 	dir := t.TempDir()
-	m, err := Mount(dir, tree.NewRoot(nil, p), Options{})
+	m, err := Mount(dir, root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +60,7 @@ func mountPlans(t *testing.T, p tree.Plans) string {
 			t.Errorf("%s is still mounted", dir)
 		}
 	})
-	return dir
+	return dir, m
 }
 
 // inDir is a command that runs name with args in dir. The shell changes

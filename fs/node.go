@@ -24,6 +24,7 @@ type node struct {
 }
 
 var (
+	_ gofuse.InodeEmbedder     = (*node)(nil)
 	_ gofuse.NodeLookuper      = (*node)(nil)
 	_ gofuse.NodeReaddirer     = (*node)(nil)
 	_ gofuse.NodeGetattrer     = (*node)(nil)
@@ -57,17 +58,23 @@ func immutable(t tree.Node) bool {
 	return ok && i.Immutable()
 }
 
-// mutable nodes (plans/) change through the mount and behind its back.
-func mutable(t tree.Node) bool {
-	m, ok := t.(tree.Mutable)
-	return ok && m.Mutable()
+// writable nodes (plans/) take changes through the mount.
+func writable(t tree.Node) bool {
+	w, ok := t.(tree.Writable)
+	return ok && w.Writable()
+}
+
+// uncached nodes (plans/) change behind the mount's back too.
+func uncached(t tree.Node) bool {
+	u, ok := t.(tree.Uncached)
+	return ok && u.Uncached()
 }
 
 // refused is the answer to a change a node does not support: EROFS in
 // snapshots and the fixed parts of the tree, EPERM where other changes
 // are allowed.
 func refused(t tree.Node) syscall.Errno {
-	if mutable(t) {
+	if writable(t) {
 		return syscall.EPERM
 	}
 	return syscall.EROFS
@@ -86,13 +93,13 @@ func fillAttr(a tree.Attr, out *fuse.Attr) {
 }
 
 // timeout is how long the kernel may cache t's entry and attributes:
-// mutable nodes not at all, so that a stat or ls after a change (Define,
-// mkdir, rename, a run) sees it.
+// uncached nodes not at all, so that a stat or ls after a change (Define,
+// mkdir, rename, a run, an edit of the configuration file) sees it.
 func timeout(t tree.Node) time.Duration {
 	switch {
 	case immutable(t):
 		return immutableTimeout
-	case mutable(t):
+	case uncached(t):
 		return 0
 	}
 	return dynamicTimeout
@@ -100,6 +107,16 @@ func timeout(t tree.Node) time.Duration {
 
 // newChild makes the inode of a child just looked up or created and fills
 // in its entry.
+//
+// The inode is not persistent (NewInode): go-fuse drops it, and with it
+// the tree node, once the kernel has forgotten it (FORGET, sent when the
+// kernel evicts the inode under memory pressure or drop_caches) and it
+// has no children left, so the mount's memory follows what the kernel
+// holds, not what was ever browsed (DESIGN.md §6; the tree keeps no node
+// of its own either). The number stays stable all the same: it derives
+// from the parent's number and the name, and while go-fuse still holds a
+// number it answers a new lookup of it with the inode it has, dropping
+// the node made here.
 func (n *node) newChild(ctx context.Context, child tree.Node, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
 	a, err := child.Attr(ctx)
 	if err != nil {
@@ -119,7 +136,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	child, err := dir.Lookup(ctx, name)
 	if err != nil {
 		errno := toErrno(err)
-		if errno == syscall.ENOENT && mutable(n.t) {
+		if errno == syscall.ENOENT && uncached(n.t) {
 			// A nonzero entry timeout keeps go-fuse from turning this into
 			// a negative entry cached for the mount's NegativeTimeout; the
 			// kernel caches no ENOENT reply, so a plan or file made behind
@@ -157,9 +174,21 @@ func (n *node) Getattr(ctx context.Context, f gofuse.FileHandle, out *fuse.AttrO
 	return 0
 }
 
-// handle is an open file; h is a tree.WriteHandle if it was opened for
-// writing.
-type handle struct{ h tree.Handle }
+// handle is an open file: r if it was opened for reading, w if for
+// writing (w reads too).
+type handle struct {
+	r tree.Handle
+	w tree.WriteHandle
+}
+
+var _ gofuse.FileHandle = (*handle)(nil)
+
+func (h *handle) readAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if h.w != nil {
+		return h.w.ReadAt(ctx, p, off)
+	}
+	return h.r.ReadAt(ctx, p, off)
+}
 
 // writeFlags are the open flags that make an open one for writing.
 const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND
@@ -180,7 +209,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofuse.FileHandle, uint3
 		if err != nil {
 			return nil, 0, toErrno(err)
 		}
-		return &handle{h}, fuse.FOPEN_DIRECT_IO, 0
+		return &handle{w: h}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	f, ok := n.t.(tree.File)
 	if !ok {
@@ -197,19 +226,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofuse.FileHandle, uint3
 	if immutable(n.t) {
 		fl = fuse.FOPEN_KEEP_CACHE
 	}
-	if d, ok := n.t.(tree.Dynamic); (ok && d.Dynamic()) || mutable(n.t) {
+	if d, ok := n.t.(tree.Dynamic); (ok && d.Dynamic()) || uncached(n.t) {
 		fl = fuse.FOPEN_DIRECT_IO
 	}
-	return &handle{h}, fl | fuse.FOPEN_NOFLUSH, 0
+	return &handle{r: h}, fl | fuse.FOPEN_NOFLUSH, 0
 }
 
 func writeHandle(f gofuse.FileHandle) (tree.WriteHandle, bool) {
 	h, ok := f.(*handle)
-	if !ok {
+	if !ok || h.w == nil {
 		return nil, false
 	}
-	w, ok := h.h.(tree.WriteHandle)
-	return w, ok
+	return h.w, true
 }
 
 func (n *node) Write(ctx context.Context, f gofuse.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
@@ -229,18 +257,24 @@ func (n *node) Read(ctx context.Context, f gofuse.FileHandle, dest []byte, off i
 	if !ok {
 		return nil, syscall.EBADF
 	}
-	k, err := h.h.ReadAt(ctx, dest, off)
+	k, err := h.readAt(ctx, dest, off)
 	if err != nil {
 		return nil, toErrno(err)
 	}
 	return fuse.ReadResultData(dest[:k]), 0
 }
 
+// Release is the last close of a handle. A write handle may commit here
+// what no flush did; its error reaches no one (the kernel does not wait).
 func (n *node) Release(ctx context.Context, f gofuse.FileHandle) syscall.Errno {
-	if h, ok := f.(*handle); ok {
-		return toErrno(h.h.Close())
+	h, ok := f.(*handle)
+	switch {
+	case !ok:
+		return 0
+	case h.w != nil:
+		return toErrno(h.w.Release(ctx))
 	}
-	return 0
+	return toErrno(h.r.Close())
 }
 
 // Flush is close(2): a handle that wrote plan.json defines the plan here,
@@ -343,14 +377,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// Access grants writing by mode under plans/ and refuses it elsewhere
-// (EROFS).
+// Access grants writing by mode on writable nodes and refuses it
+// elsewhere (EROFS).
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 	const wOK = 2
 	if mask&wOK == 0 {
 		return 0
 	}
-	if !mutable(n.t) {
+	if !writable(n.t) {
 		return syscall.EROFS
 	}
 	a, err := n.t.Attr(ctx)
@@ -390,11 +424,8 @@ func (n *node) Setattr(ctx context.Context, f gofuse.FileHandle, in *fuse.SetAtt
 	if t, ok := in.GetMTime(); ok {
 		a.Mtime = &t
 	}
-	var th tree.Handle
-	if h, ok := f.(*handle); ok {
-		th = h.h
-	}
-	if err := s.Setattr(ctx, th, a); err != nil {
+	w, _ := writeHandle(f)
+	if err := s.Setattr(ctx, w, a); err != nil {
 		return toErrno(err)
 	}
 	attr, err := n.t.Attr(ctx)
@@ -417,10 +448,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	in, errno := n.newChild(ctx, f, out)
 	if errno != 0 {
-		h.Close()
+		h.Release(ctx)
 		return nil, nil, 0, errno
 	}
-	return in, &handle{h}, fuse.FOPEN_DIRECT_IO, 0
+	return in, &handle{w: h}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofuse.Inode, syscall.Errno) {
@@ -483,17 +514,17 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofuse.InodeEm
 	return toErrno(r.Rename(ctx, name, to.t, newName, flags&renameNoreplace != 0))
 }
 
-// Setxattr and Removexattr: snapshots are read-only; plans/ has no
-// extended attributes (ENOTSUP, which cp -a and editors tolerate).
+// Setxattr and Removexattr: snapshots are read-only; writable nodes keep
+// no extended attributes yet (ENOTSUP, which cp -a and editors tolerate).
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if mutable(n.t) {
+	if writable(n.t) {
 		return syscall.ENOTSUP
 	}
 	return syscall.EROFS
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if mutable(n.t) {
+	if writable(n.t) {
 		return syscall.ENOTSUP
 	}
 	return syscall.EROFS

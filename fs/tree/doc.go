@@ -6,16 +6,28 @@
 // call it directly.
 //
 // Nodes answer Attr; directories add Lookup and List, files Open, symlinks
-// Readlink, and nodes with extended attributes Xattrs. Writable nodes (all
-// under plans/) opt into the interfaces of write.go, named after the
-// operations. Errors are the sentinels of node.go, repo's (repo.ErrCorrupt)
-// and the model's (plan.ErrInvalid and the like), which the adapter maps
-// to errnos.
+// Readlink, and nodes with extended attributes Xattrs. Nodes that take
+// changes (all under plans/ today) opt into the interfaces of write.go,
+// named after the operations, and say whether they are Writable and
+// Uncached (changing behind the mount's back). Errors are the sentinels
+// of node.go, repo's (repo.ErrCorrupt) and the model's (plan.ErrInvalid
+// and the like), which the adapter maps to errnos.
 //
 // plans/ is plain files for ordinary tools: writes to plan.json go to a
 // draft that the writing handle's close defines (refused, close fails and
 // the old definition stays); editors' and sed's temporary files live in
-// memory beside it and define the plan when renamed onto it.
+// memory beside it and define the plan when renamed onto it. The files:
+// plansdir.go (plans/ and each plan's state), plandir.go (plans/<name>/),
+// planjson.go (plan.json), control.go (run, status, log). They are built
+// from two blocks meant for every writable directory (pending snapshots
+// next, DESIGN.md §5): memfile.go, a file held in memory with a commit
+// hook for close, and memdir.go, a directory held in memory with a hook
+// for renames.
+//
+// Node lifetime: the tree keeps no node it handed out. A node lives as
+// long as the adapter holds it (the kernel's inode) and what it needs
+// (its directory's decoded tree, the snapshot) as long as it does, so
+// that memory follows what the kernel keeps, not what was ever browsed.
 //
 // Inode numbers are stable across lookups and remounts: a node's is the
 // hash of its parent's number and its name, and the members of a hard-link
@@ -31,8 +43,8 @@
 // read-ahead at once; a mere listing (ls, find) loads no file data.
 //
 // Lock order: Repo.mu, then nothing; snapDir.mu and dirAhead.mu are never
-// held together. Under plans/ no two locks are held
-// at once (plansDir.mu, planState.mu, scratchFile.mu, runHandle.mu). No
-// lock is held while calling into the repository, the cache or the Plans
-// model.
+// held together. Under plans/ no two locks are held at once (plansDir.mu,
+// memTree.mu, memFile.mu, runHandle.mu). No lock is held while calling
+// into the repository, the cache, the Plans model or a memFile's or
+// memDir's hooks.
 package tree

@@ -17,6 +17,12 @@ var (
 	ErrNoAttr   = errors.New("no such extended attribute")
 	// ErrExist: the name is taken (create, mkdir, rename without replace).
 	ErrExist = errors.New("file exists")
+	// ErrNotDir: a directory's operation on a file (rmdir, renaming a
+	// directory onto one).
+	ErrNotDir = errors.New("not a directory")
+	// ErrIsDir: a file's operation on a directory (unlink, truncate,
+	// renaming a file onto one).
+	ErrIsDir = errors.New("is a directory")
 	// ErrNotEmpty: rmdir of a directory that still holds files.
 	ErrNotEmpty = errors.New("directory not empty")
 	// ErrPerm: the node never allows the operation (renaming a control
@@ -26,7 +32,8 @@ var (
 	ErrAccess = errors.New("permission denied")
 	// ErrCrossDir: a rename between directories that cannot share files.
 	ErrCrossDir = errors.New("cannot move between these directories")
-	// ErrTooLarge: a write past MaxEditSize.
+	// ErrTooLarge: a write past the bound of a file held in memory
+	// (MaxEditSize).
 	ErrTooLarge = errors.New("file too large")
 )
 
@@ -99,8 +106,10 @@ type Xattrer interface {
 
 // Seeker is a file that knows its holes (SEEK_DATA, SEEK_HOLE).
 type Seeker interface {
-	// SeekData returns the first offset >= off inside data (data true) or
-	// inside a hole (data false); the end of the file counts as a hole.
+	// Seek returns the first offset >= off inside data (data true:
+	// SEEK_DATA) or inside a hole (data false: SEEK_HOLE); the end of the
+	// file counts as a hole. ErrNoData if there is no data at or after
+	// off, or off is at or past the end (ENXIO, as lseek(2) answers).
 	Seek(ctx context.Context, off int64, data bool) (int64, error)
 }
 

@@ -66,8 +66,10 @@ func names(t *testing.T, n tree.Node) []string {
 	return out
 }
 
-// readAll reads a handle to its end.
-func readAll(t *testing.T, h tree.Handle) string {
+// readAll reads a handle (a tree.Handle or a tree.WriteHandle) to its end.
+func readAll(t *testing.T, h interface {
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+}) string {
 	t.Helper()
 	var out []byte
 	buf := make([]byte, 7) // small, to cross reads
@@ -193,8 +195,11 @@ func TestPlansWithoutModel(t *testing.T) {
 	if _, err := plans.(tree.Mkdirer).Mkdir(ctx, "x", 0o755); !errors.Is(err, tree.ErrReadOnly) {
 		t.Fatalf("mkdir: %v", err)
 	}
-	if m, ok := plans.(tree.Mutable); ok && m.Mutable() {
-		t.Fatal("plans/ without a model is mutable")
+	if w, ok := plans.(tree.Writable); ok && w.Writable() {
+		t.Fatal("plans/ without a model is writable")
+	}
+	if u, ok := plans.(tree.Uncached); ok && u.Uncached() {
+		t.Fatal("plans/ without a model is uncached")
 	}
 }
 
@@ -283,7 +288,7 @@ func TestLogPrivateUnlessPublicOutput(t *testing.T) {
 		t.Helper()
 		h := openWrite(t, root, "plans/"+plan+"/plan.json", tree.OpenFlags{Truncate: true})
 		write(t, h, 0, def)
-		if err := h.Close(); err != nil {
+		if err := h.Release(ctx); err != nil {
 			t.Fatalf("defining %s: %v", plan, err)
 		}
 	}
@@ -315,7 +320,7 @@ func TestWriteDefines(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Close(); err != nil {
+	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := p.Definition("home"); string(got) != validPlan2 {
@@ -343,7 +348,7 @@ func TestWriteDefines(t *testing.T) {
 	if err := h.Flush(ctx); err != nil || p.Defines() != 2 {
 		t.Fatalf("flush after fsync: %v, %d defines", err, p.Defines())
 	}
-	h.Close()
+	h.Release(ctx)
 
 	// O_TRUNC and O_APPEND: writes land at the end whatever the offset.
 	h = openWrite(t, root, "plans/home/plan.json", tree.OpenFlags{Truncate: true, Append: true})
@@ -352,7 +357,7 @@ func TestWriteDefines(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h.Close()
+	h.Release(ctx)
 	if got := read(t, root, "plans/home/plan.json"); got != validPlan {
 		t.Fatalf("after appends plan.json reads %q", got)
 	}
@@ -366,7 +371,7 @@ func TestInvalidWriteRefused(t *testing.T) {
 	if !errors.Is(err, plan.ErrInvalid) {
 		t.Fatalf("flush of an invalid plan: %v", err)
 	}
-	h.Close()
+	h.Release(ctx)
 	if got := read(t, root, "plans/home/plan.json"); got != validPlan {
 		t.Fatalf("plan.json reads %q after a refusal", got)
 	}
@@ -382,7 +387,7 @@ func TestInvalidWriteRefused(t *testing.T) {
 	if err := h.Flush(ctx); !errors.Is(err, plan.ErrInvalid) {
 		t.Fatalf("flush after ftruncate: %v", err)
 	}
-	h.Close()
+	h.Release(ctx)
 	// Truncate by path: a write of its own, refused.
 	if err := lookup(t, root, "plans/home/plan.json").(tree.Setattrer).Setattr(ctx, nil, tree.SetAttr{Size: &zero}); !errors.Is(err, plan.ErrInvalid) {
 		t.Fatalf("truncate by path: %v", err)
@@ -395,7 +400,7 @@ func TestInvalidWriteRefused(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Close(); !errors.Is(err, plan.ErrInvalid) {
+	if err := h.Release(ctx); !errors.Is(err, plan.ErrInvalid) {
 		t.Fatalf("release of a truncated plan.json: %v", err)
 	}
 	// chmod of a control file is refused, unless it changes nothing.
@@ -422,7 +427,7 @@ func TestScratchRename(t *testing.T) {
 		if err := h.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		h.Close()
+		h.Release(ctx)
 	}
 	if _, _, err := dir.(tree.Creator).Create(ctx, "plan.json", 0o644, tree.OpenFlags{}); !errors.Is(err, tree.ErrExist) {
 		t.Fatalf("create plan.json: %v", err)
@@ -510,7 +515,7 @@ func TestRunStartsOnWrite(t *testing.T) {
 	h.Flush(ctx)
 	write(t, h, 0, "\n")
 	h.Flush(ctx)
-	h.Close()
+	h.Release(ctx)
 	if n := p.Runs("home"); n != 1 {
 		t.Fatalf("%d runs after echo > run", n)
 	}
@@ -519,10 +524,10 @@ func TestRunStartsOnWrite(t *testing.T) {
 	h = openWrite(t, root, "plans/home/run", tree.OpenFlags{})
 	write(t, h, 0, "go")
 	write(t, h, 2, "go")
-	h.Close()
+	h.Release(ctx)
 	h = openWrite(t, root, "plans/home/run", tree.OpenFlags{})
 	h.Flush(ctx)
-	h.Close()
+	h.Release(ctx)
 	if n := p.Runs("home"); n != 2 {
 		t.Fatalf("%d runs", n)
 	}
@@ -532,7 +537,7 @@ func TestRunStartsOnWrite(t *testing.T) {
 	if n := p.Runs("home"); n != 3 {
 		t.Fatalf("%d runs after : > run", n)
 	}
-	h.Close()
+	h.Release(ctx)
 	if n := p.Runs("home"); n != 3 {
 		t.Fatalf("%d runs after close", n)
 	}

@@ -31,7 +31,6 @@ type Repo struct {
 	onChange func()     // called, outside locks, when the newest snapshot changes
 	snaps    []*repo.Snapshot
 	loadedAt time.Time
-	dirs     map[repo.ID]*snapDir // snapshot roots handed out, so inodes stay one object
 }
 
 // NewRepo shows r under the name given. Chunks are read through c, which
@@ -39,7 +38,7 @@ type Repo struct {
 // plaintext, so equal ids are equal data). bg bounds background work.
 func NewRepo(bg context.Context, name string, r *repo.Repository, c *cache.Cache[repo.ID]) *Repo {
 	return &Repo{
-		name: name, r: r, cache: c, bg: bg, start: time.Now(), dirs: map[repo.ID]*snapDir{},
+		name: name, r: r, cache: c, bg: bg, start: time.Now(),
 		fills: make(chan struct{}, 1),
 	}
 }
@@ -303,3 +302,9 @@ func (rp *Repo) Invalidate() {
 	}
 	rp.mu.Unlock()
 }
+
+var (
+	_ Dir     = (*Repo)(nil)
+	_ Dir     = (*snapshotsDir)(nil)
+	_ Symlink = (*latestLink)(nil)
+)

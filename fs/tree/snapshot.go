@@ -12,22 +12,20 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 )
 
-// snapshotRoot returns the directory of snapshot s, one object per
-// snapshot for as long as the mount lives (it holds only the decoded root
-// tree once listed).
+// snapshotRoot returns a new directory object for the root of snapshot
+// s. The tree keeps none: each lookup makes one, as for every node below
+// it, and it lives as long as the adapter holds it (the kernel's inode)
+// or a node below it does (parent), so that browsing many snapshots
+// costs memory only for as long as the kernel keeps them. While the
+// kernel holds the inode, the adapter answers lookups with the object it
+// has, and the one made here is dropped.
 func (rp *Repo) snapshotRoot(s *repo.Snapshot, ino uint64) *snapDir {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if d, ok := rp.dirs[s.ID()]; ok {
-		return d
-	}
-	d := &snapDir{rp: rp, snap: s, ino: ino, tree: s.Tree}
-	rp.dirs[s.ID()] = d
-	return d
+	return &snapDir{rp: rp, snap: s, ino: ino, tree: s.Tree}
 }
 
 // snapDir is a directory inside a snapshot (node nil: the snapshot's
-// root). Its tree blob is decoded on first use and kept.
+// root). Its tree blob is decoded on first use and kept for as long as the
+// object lives.
 type snapDir struct {
 	rp   *Repo
 	snap *repo.Snapshot
@@ -229,3 +227,15 @@ func typeBits(t repo.NodeType) uint32 {
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 }
+
+var (
+	_ Dir       = (*snapDir)(nil)
+	_ Xattrer   = (*snapDir)(nil)
+	_ Immutable = (*snapDir)(nil)
+	_ Node      = (*snapNode)(nil)
+	_ Xattrer   = (*snapNode)(nil)
+	_ Immutable = (*snapNode)(nil)
+	_ Symlink   = (*snapLink)(nil)
+	_ Xattrer   = (*snapLink)(nil)
+	_ Immutable = (*snapLink)(nil)
+)

@@ -82,3 +82,10 @@ func (d *staticDir) List(ctx context.Context) ([]Entry, error) {
 type Dynamic interface {
 	Dynamic() bool
 }
+
+var (
+	_ File    = (*staticFile)(nil)
+	_ Dynamic = (*staticFile)(nil)
+	_ Handle  = bytesHandle{}
+	_ Dir     = (*staticDir)(nil)
+)

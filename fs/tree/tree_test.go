@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,4 +259,57 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// The tree keeps no node it handed out: once the adapter drops them (the
+// kernel forgot their inodes), a snapshot's nodes, the trees they decoded
+// and their read-ahead state are garbage, however many snapshots were
+// browsed (DESIGN.md §6).
+func TestNodesReleasedWhenDropped(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, mem.New(), "pw", repo.InitOptions{KDF: repo.TestKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(src, "a", "b", "f"), []byte("data"), 0o644)
+	const snapshots = 8
+	var labels []string
+	for i := range snapshots {
+		s, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Host: "h", Label: fmt.Sprintf("s%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels = append(labels, s.Label)
+	}
+	rp := NewRepo(ctx, "main", r, cache.New[repo.ID](1<<20))
+	root := NewRoot([]*Repo{rp}, nil)
+
+	var live atomic.Int64
+	browse := func(label string) {
+		d := walk(t, root, "repos/main/snapshots/"+label).(*snapDir)
+		f := walk(t, d, src+"/a/b/f").(*snapFile)
+		h, err := f.Open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := io.ReadAll(io.NewSectionReader(readerAt{ctx, h}, 0, 1<<20)); string(got) != "data" {
+			t.Fatalf("%s: read %q", label, got)
+		}
+		h.Close()
+		live.Add(2)
+		runtime.AddCleanup(d, func(struct{}) { live.Add(-1) }, struct{}{})
+		runtime.AddCleanup(f, func(struct{}) { live.Add(-1) }, struct{}{})
+	}
+	for _, l := range labels {
+		browse(l)
+	}
+	for deadline := time.Now().Add(10 * time.Second); live.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d snapshot nodes still alive after the last reference to them went", live.Load(), 2*snapshots)
+		}
+		runtime.GC()
+	}
+	runtime.KeepAlive(root)
 }

@@ -7,15 +7,28 @@ import (
 
 // The write side of the tree. A node opts into each operation by
 // implementing its interface; the adapter answers the others with EROFS
-// (snapshots, the root) or, for Mutable nodes, EPERM.
+// (snapshots, the root) or, for Writable nodes, EPERM.
+//
+// Two properties that used to be one are separate: whether a node takes
+// changes through the mount (Writable) and whether it changes behind the
+// mount's back (Uncached). plans/ is both; a pending snapshot (DESIGN.md
+// §5) is writable but changes only through the mount.
 
-// Mutable nodes may change at any moment, through the mount or behind its
-// back (plans/). The adapter lets the kernel cache neither their entries
-// nor their attributes, serves their content with direct I/O, lets
-// access(W_OK) follow their mode, and answers operations they do not
-// implement with EPERM rather than EROFS.
-type Mutable interface {
-	Mutable() bool
+// Writable nodes take changes through the mount: access(W_OK) follows
+// their mode, and the adapter answers the operations they do not
+// implement with EPERM rather than EROFS (and extended attributes they do
+// not keep with ENOTSUP).
+type Writable interface {
+	Writable() bool
+}
+
+// Uncached nodes may change or vanish at any moment behind the mount's
+// back (plans/: the configuration file is edited by hand, runs change
+// status and log). The kernel caches neither their entries nor their
+// attributes, nor a failed lookup below an uncached directory, and their
+// content is read with direct I/O.
+type Uncached interface {
+	Uncached() bool
 }
 
 // OpenFlags say how a file is opened for writing.
@@ -36,10 +49,13 @@ type WriteOpener interface {
 
 // WriteHandle is a file open for writing. Its methods are safe for
 // concurrent use. Errors of Flush and Fsync reach the caller of close(2)
-// and fsync(2); those of Close (the last release of the handle) reach no
-// one.
+// and fsync(2); those of Release reach no one.
+//
+// It is not a Handle: where a read handle's Close has nothing to do, the
+// last release of a write handle may have to commit what no flush did
+// (I/O), so it gets the context of the kernel's RELEASE.
 type WriteHandle interface {
-	Handle
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 	// WriteAt writes p at off (or at the end, for O_APPEND handles) and
 	// returns len(p) or an error.
 	WriteAt(ctx context.Context, p []byte, off int64) (int, error)
@@ -48,6 +64,9 @@ type WriteHandle interface {
 	Flush(ctx context.Context) error
 	// Fsync makes what was written take effect.
 	Fsync(ctx context.Context) error
+	// Release is the last close of the handle, once every descriptor of
+	// it is closed; it is called once.
+	Release(ctx context.Context) error
 }
 
 // SetAttr is a change of attributes: chmod, chown, truncate, utimes. Nil
@@ -59,11 +78,11 @@ type SetAttr struct {
 	Atime, Mtime *time.Time
 }
 
-// Setattrer is a node whose attributes can be changed. h is the handle
-// the change came through (ftruncate, fchmod, and the truncation of an
-// open with O_TRUNC), or nil.
+// Setattrer is a node whose attributes can be changed. h is the write
+// handle the change came through (ftruncate, and the truncation of an
+// open with O_TRUNC), or nil (a change by path).
 type Setattrer interface {
-	Setattr(ctx context.Context, h Handle, a SetAttr) error
+	Setattr(ctx context.Context, h WriteHandle, a SetAttr) error
 }
 
 // Creator is a directory in which files can be created (O_CREAT). Create
@@ -95,4 +114,19 @@ type Rmdirer interface {
 // makes it ErrExist.
 type Renamer interface {
 	Rename(ctx context.Context, name string, newDir Node, newName string, noReplace bool) error
+}
+
+// fixedAttrs accepts a change of attributes that changes nothing (tools
+// copying a file's mode or owner onto itself) and ignores times; anything
+// else is ErrPerm. It is the Setattr of nodes whose attributes are not
+// theirs to change (the plans' directories and control files).
+func fixedAttrs(a SetAttr, cur Attr) error {
+	switch {
+	case a.Mode != nil && *a.Mode&0o7777 != cur.Mode&0o7777,
+		a.UID != nil && *a.UID != cur.UID,
+		a.GID != nil && *a.GID != cur.GID,
+		a.Size != nil:
+		return ErrPerm
+	}
+	return nil
 }
