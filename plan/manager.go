@@ -60,9 +60,11 @@ type ManagerOptions struct {
 // edited by hand show up; definitions written through the Manager are
 // saved atomically (Config.Save).
 //
-// Lock order: Manager.mu, then planState.mu. Neither is held while
-// running a backup, a hook or file I/O other than the configuration's
-// stat.
+// Lock order: Manager.mu, then planState.mu. Manager.mu is held while
+// the configuration file is stat'ed, re-read and saved, so that a
+// definition and the file change together (a small local file; a slow
+// disk slows the plans/ tree, never a run). Neither lock is held while
+// running a backup or a hook.
 type Manager struct {
 	path  string
 	repos Repos

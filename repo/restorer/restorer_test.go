@@ -670,3 +670,23 @@ func BenchmarkRestoreLargeFile(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestZeroChunksFoundAfterLoadingStayHoles: a chunk of zeros of a length
+// the restorer cannot recognise by its id (not a block multiple, not the
+// chunker's minimum or maximum) is loaded, found to be zeros, and left as
+// a hole rather than written (issue 19).
+func TestZeroChunksFoundAfterLoadingStayHoles(t *testing.T) {
+	b := newBuilder(t)
+	const odd = 64*kib + 7 // a length no other test uses: the zero ids are process-wide
+	data := make([]byte, 12*odd)
+	copy(data, b.random(odd))
+	copy(data[11*odd:], b.random(odd))
+	snap := b.snapshot(b.file("zeros", data, odd))
+	target := t.TempDir()
+	restore(t, b, snap, target, restorer.Options{})
+	p := filepath.Join(target, "zeros")
+	checkContent(t, p, data)
+	if st := lstat(t, p); st.Blocks*512 > 4*odd {
+		t.Errorf("%d bytes allocated for %d bytes of data in a file of %d: the zero chunks were written", st.Blocks*512, 2*odd, st.Size)
+	}
+}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cairn-backup/cairn/repo/backend"
 )
@@ -89,22 +89,30 @@ func (b *Backend) store(p string, data []byte) {
 	}
 }
 
-// Prune removes cached objects of type t that the listing no longer has
-// (forgotten snapshots, replaced index files).
-func (b *Backend) Prune(ctx context.Context, t backend.FileType) error {
+// List lists the remote storage: new objects must be seen. For a cached
+// type, a listing that ran to its end also drops the cached copies of
+// objects it no longer has (removed by another host: forgotten snapshots,
+// replaced index files), so the cache does not grow with the history of
+// the repository. A copy dropped because a lagging listing did not show
+// its object yet only costs a later download.
+func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if !cached(t) {
-		return errors.New("diskcache: type not cached")
+		return b.Backend.List(ctx, t, fn)
 	}
 	live := map[string]bool{}
-	if err := b.Backend.List(ctx, t, func(fi backend.FileInfo) error { live[fi.Name] = true; return nil }); err != nil {
+	err := b.Backend.List(ctx, t, func(fi backend.FileInfo) error {
+		live[fi.Name] = true
+		return fn(fi)
+	})
+	if err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(filepath.Join(b.dir, string(t)))
 	if err != nil {
-		return nil
+		return nil // nothing cached yet
 	}
 	for _, e := range entries {
-		if !live[e.Name()] {
+		if !live[e.Name()] && !strings.HasPrefix(e.Name(), ".tmp-") {
 			os.Remove(filepath.Join(b.dir, string(t), e.Name()))
 		}
 	}

@@ -66,12 +66,27 @@ func TestServesVerifiedCopies(t *testing.T) {
 	if inner.loads != 4 {
 		t.Fatalf("pack loads %d, want 4", inner.loads)
 	}
-	// Prune drops what the remote no longer lists.
-	inner.Backend.Remove(ctx, h)
-	if err := b.Prune(ctx, backend.IndexFile); err != nil {
+	// A listing drops what the remote no longer has (removed by another
+	// host), and keeps what it lists.
+	kept := backend.Handle{Type: backend.IndexFile, Name: name([]byte("kept"))}
+	if err := b.Save(ctx, kept, []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
+	inner.Backend.Remove(ctx, h)
+	var listed []string
+	if err := b.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
+		listed = append(listed, fi.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0] != kept.Name {
+		t.Fatalf("listed %v, want only %s", listed, kept.Name)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "index", h.Name)); !os.IsNotExist(err) {
-		t.Fatal("pruned copy still there")
+		t.Fatal("the copy of an object removed remotely is still cached after a listing")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index", kept.Name)); err != nil {
+		t.Fatalf("the copy of a listed object was dropped: %v", err)
 	}
 }

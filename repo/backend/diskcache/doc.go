@@ -5,6 +5,6 @@
 // and a copy that does not match is dropped and fetched anew.
 //
 // Listings always go to the remote storage (new objects must be seen);
-// only the content of objects is cached. Objects removed remotely are
-// removed from the cache when the cache is pruned against a listing.
+// only the content of objects is cached. Objects removed remotely leave
+// the cache at the next complete listing of their type.
 package diskcache
