@@ -4,6 +4,8 @@
 # data sets:
 #
 #   gosrc  a copy of the Go distribution's source tree, $(go env GOROOT)/src
+#   usrshare  a copy of /usr/share: tens of thousands of small files of a
+#          system's shared data
 #   gen    generated: 4 files of 128 MiB (half random, half compressible
 #          text) and 5000 small files of 1-16 KiB in 50 directories
 #
@@ -23,7 +25,11 @@
 #   BENCH_RUNS   rounds per data set and tool (default 3; medians reported)
 #   BENCH_QUICK  1: small smoke-test sets (GOROOT/src/net, one 32 MiB file
 #                and 200 small files)
-#   BENCH_SETS   data sets to run (default "gosrc gen")
+#   BENCH_SETS   data sets to run (default "gosrc gen usrshare")
+#   BENCH_DROP   1 (default as root): drop the page cache before each
+#                backup and restore (the re-backup runs warm), as a backup
+#                at night meets a cold cache; 0: keep it
+#   RESTIC, KOPIA  the peers (scripts/peers.sh); kopia runs when there is one
 #   CAIRN        cairn binary (default bin/cairn; skipped with a warning if
 #                it is missing)
 set -euo pipefail
@@ -35,7 +41,8 @@ BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
 source "$ROOT/scripts/peers.sh"
 RUNS=${BENCH_RUNS:-3}
 QUICK=${BENCH_QUICK:-0}
-SETS=${BENCH_SETS:-gosrc gen}
+SETS=${BENCH_SETS:-gosrc gen usrshare}
+DROP=${BENCH_DROP:-$((EUID == 0 ? 1 : 0))}
 CAIRN=${CAIRN:-$ROOT/bin/cairn}
 GO=${GO:-go}
 
@@ -64,12 +71,16 @@ else
 	EOF
 fi
 TOOLS+=(restic)
+if command -v kopia >/dev/null; then
+	TOOLS+=(kopia)
+fi
 
 # Passwords come from the environment; make sure nothing the caller has set
 # overrides them or points the tools at another repository.
 unset CAIRN_PASSWORD_FILE RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE
 export CAIRN_PASSWORD=cairn-bench-password
 export RESTIC_PASSWORD=cairn-bench-password
+export KOPIA_PASSWORD=cairn-bench-password KOPIA_CHECK_FOR_UPDATES=false
 # Local caches of both tools go to a per-run directory that is removed with
 # the repositories, so rounds start equal and nothing piles up in ~/.cache.
 export XDG_CACHE_HOME=$WORK/cache
@@ -182,6 +193,11 @@ prepare() {
 		cp -a "$src/." "$dir/"
 		"$GO" version >"$dir.done"
 		;;
+	usrshare)
+		log "copying /usr/share to $dir (once)"
+		cp -a /usr/share/. "$dir/"
+		date -u >"$dir.done"
+		;;
 	gen)
 		log "generating $dir (once; 4 x 128 MiB + 5000 small files)"
 		mkdir -p "$dir/big" "$dir/small"
@@ -215,6 +231,11 @@ tool_cmd() {
 	restic/init) CMD=(restic --repo "$repo" init) ;;
 	restic/backup) CMD=(restic --repo "$repo" backup "$arg") ;;
 	restic/restore) CMD=(restic --repo "$repo" restore latest --target "$arg") ;;
+	# kopia keeps its connection to a repository in a config file, and
+	# restores the latest snapshot of a source path into the target itself.
+	kopia/init) CMD=(kopia --config-file "$repo.config" repository create filesystem --path "$repo") ;;
+	kopia/backup) CMD=(kopia --config-file "$repo.config" snapshot create "$arg") ;;
+	kopia/restore) CMD=(kopia --config-file "$repo.config" snapshot restore "$KOPIA_SOURCE" "$arg") ;;
 	*) die "no command for $tool/$op" ;;
 	esac
 }
@@ -226,6 +247,9 @@ timed() {
 	shift 4
 	local logf=$WORK/logs/$set-$tool-$round-$label.log tf=$WORK/time.txt
 	sync
+	if [[ $DROP == 1 && ($label == backup || $label == restore) ]]; then
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
 	if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" </dev/null >"$logf" 2>&1; then
 		{
 			echo "--- command: $*"
@@ -244,8 +268,9 @@ timed() {
 cycle() {
 	local set=$1 src=$2 tool=$3 round=$4
 	local repo=$WORK/repo-$tool tgt=$WORK/restore-$tool
-	rm -rf "$repo" "$tgt" "$XDG_CACHE_HOME"
+	rm -rf "$repo" "$repo.config" "$tgt" "$XDG_CACHE_HOME"
 	mkdir -p "$tgt" "$XDG_CACHE_HOME"
+	KOPIA_SOURCE=$src
 
 	tool_cmd "$tool" init "$repo"
 	timed "$set" "$tool" "$round" init "${CMD[@]}"
@@ -260,21 +285,25 @@ cycle() {
 	tool_cmd "$tool" restore "$repo" "$tgt"
 	timed "$set" "$tool" "$round" restore "${CMD[@]}"
 
-	# A snapshot holds the source under its absolute path.
+	# A snapshot holds the source under its absolute path (kopia's
+	# restore puts the source's contents at the target).
 	local restored=$tgt$src diffout=$WORK/logs/$set-$tool-$round-diff.txt
+	[[ $tool == kopia ]] && restored=$tgt
 	[[ -d $restored ]] || die "$tool restore on $set: $restored does not exist (it has: $(find "$tgt" -mindepth 1 -maxdepth 4 | head -5 | tr '\n' ' '))"
 	if ! diff -r --no-dereference "$src" "$restored" >"$diffout" 2>&1; then
 		head -n 20 "$diffout" >&2
 		die "$tool restore on $set differs from the source ($(wc -l <"$diffout") lines of diff in $diffout)"
 	fi
 
-	rm -rf "$repo" "$tgt" "$XDG_CACHE_HOME"
+	rm -rf "$repo" "$repo.config" "$tgt" "$XDG_CACHE_HOME"
 }
 
-# summarize SET SRC BYTES FILES prints the table for one data set.
+# summarize SET SRC BYTES FILES prints the table for one data set: per
+# operation each tool's median seconds and, for each peer, its time over
+# cairn's (> 1: cairn faster), then MB/s and peak RSS.
 summarize() {
 	local set=$1 src=$2 bytes=$3 files=$4
-	awk -v set="$set" -v src="$src" -v bytes="$bytes" -v files="$files" -v runs="$RUNS" '
+	awk -v set="$set" -v src="$src" -v bytes="$bytes" -v files="$files" -v runs="$RUNS" -v tools="${TOOLS[*]}" '
 	function median(list,    a, n, i, j, t) {
 		n = split(list, a, " ")
 		if (n == 0) return ""
@@ -294,22 +323,32 @@ summarize() {
 		rss[$2, $4] = rss[$2, $4] " " $6
 	}
 	END {
+		nt = split(tools, tl, " ")
 		printf "\n== %s: %s — %d files, %.1f MB — median of %d rounds ==\n", set, src, files, bytes / 1e6, runs
-		printf "(restic/cairn > 1: cairn faster or smaller; MB = 10^6 bytes of source data)\n\n"
-		printf "%-10s %9s %9s %13s %11s %11s %11s %11s\n", "operation", "cairn s", "restic s", "restic/cairn", "cairn MB/s", "restic MB/s", "cairn RSS", "restic RSS"
+		printf "(peer/cairn > 1: cairn faster or smaller; MB = 10^6 bytes of source data)\n\n"
+		printf "%-10s", "operation"
+		for (t = 1; t <= nt; t++) printf " %9s", tl[t] " s"
+		for (t = 1; t <= nt; t++) if (tl[t] != "cairn") printf " %13s", tl[t] "/cairn"
+		for (t = 1; t <= nt; t++) printf " %11s", tl[t] " MB/s"
+		for (t = 1; t <= nt; t++) printf " %11s", tl[t] " RSS"
+		printf "\n"
 		n = split("init backup rebackup restore", ops, " ")
 		split("init backup re-backup restore", names, " ")
 		for (i = 1; i <= n; i++) {
 			op = ops[i]
-			c = median(secs["cairn", op]); r = median(secs["restic", op])
-			cm = median(rss["cairn", op]); rm = median(rss["restic", op])
-			printf "%-10s %9s %9s %13s %11s %11s %11s %11s\n", names[i], f(c, "%.2f"), f(r, "%.2f"), ratio(r, c),
-				op == "init" ? "-" : rate(c), op == "init" ? "-" : rate(r),
-				cm == "" ? "-" : sprintf("%.0f MiB", cm / 1024), rm == "" ? "-" : sprintf("%.0f MiB", rm / 1024)
+			printf "%-10s", names[i]
+			for (t = 1; t <= nt; t++) printf " %9s", f(median(secs[tl[t], op]), "%.2f")
+			c = median(secs["cairn", op])
+			for (t = 1; t <= nt; t++) if (tl[t] != "cairn") printf " %13s", ratio(median(secs[tl[t], op]), c)
+			for (t = 1; t <= nt; t++) printf " %11s", op == "init" ? "-" : rate(median(secs[tl[t], op]))
+			for (t = 1; t <= nt; t++) { m = median(rss[tl[t], op]); printf " %11s", m == "" ? "-" : sprintf("%.0f MiB", m / 1024) }
+			printf "\n"
 		}
-		c = median(size["cairn"]); r = median(size["restic"])
-		printf "%-10s %9s %9s %13s   (MB on disk after both backups)\n", "repo size",
-			c == "" ? "-" : sprintf("%.1f", c / 1e6), r == "" ? "-" : sprintf("%.1f", r / 1e6), ratio(r, c)
+		printf "%-10s", "repo size"
+		for (t = 1; t <= nt; t++) { m = median(size[tl[t]]); printf " %9s", m == "" ? "-" : sprintf("%.1f", m / 1e6) }
+		c = median(size["cairn"])
+		for (t = 1; t <= nt; t++) if (tl[t] != "cairn") printf " %13s", ratio(median(size[tl[t]]), c)
+		printf "   (MB on disk after both backups)\n"
 	}' "$RAW"
 }
 
@@ -320,11 +359,14 @@ for s in $SETS; do
 	case $s in
 	gosrc) if [[ $QUICK == 1 ]]; then set_names+=(gosrc-net); else set_names+=(gosrc); fi ;;
 	gen) if [[ $QUICK == 1 ]]; then set_names+=(gen-quick); else set_names+=(gen); fi ;;
-	*) die "unknown data set '$s' in BENCH_SETS (known: gosrc gen)" ;;
+	usrshare) [[ $QUICK == 1 ]] || set_names+=(usrshare) ;;
+	*) die "unknown data set '$s' in BENCH_SETS (known: gosrc gen usrshare)" ;;
 	esac
 done
 
 restic_version=$(restic version)
+kopia_version=-
+if command -v kopia >/dev/null; then kopia_version=$(kopia --version | head -n1); fi
 cairn_version=-
 if [[ " ${TOOLS[*]} " == *" cairn "* ]]; then
 	cairn_version="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) (bin sha256 $(sha256sum "$CAIRN" | cut -c1-12))"
@@ -338,6 +380,7 @@ rm -f "$WORK"/logs/*
 	echo "# cairn bench $(date -u +%Y-%m-%dT%H:%M:%SZ), runs=$RUNS quick=$QUICK"
 	echo "# host: $(nproc) cpus, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 	echo "# restic: $restic_version"
+	echo "# kopia: $kopia_version"
 	echo "# cairn: $cairn_version"
 	echo "# tools: ${TOOLS[*]}; bench dir: $BENCH_DIR"
 	echo "# columns: dataset tool round op wall_seconds maxrss_kib | dataset tool round repo_bytes bytes -"
@@ -358,8 +401,10 @@ for set in "${set_names[@]}"; do
 	find "$src" -type f -print0 | xargs -0 cat >/dev/null
 
 	for ((round = 1; round <= RUNS; round++)); do
-		order=("${TOOLS[@]}")
-		if ((round % 2 == 0 && ${#TOOLS[@]} == 2)); then order=("${TOOLS[1]}" "${TOOLS[0]}"); fi
+		# Each round starts with the next tool, so none always goes first.
+		local_n=${#TOOLS[@]}
+		order=()
+		for ((k = 0; k < local_n; k++)); do order+=("${TOOLS[(k + round - 1) % local_n]}"); done
 		log "$set round $round/$RUNS"
 		for tool in "${order[@]}"; do
 			cycle "$set" "$src" "$tool" "$round"
@@ -369,6 +414,7 @@ done
 
 {
 	echo "restic: $restic_version"
+	echo "kopia:  $kopia_version"
 	echo "cairn:  $cairn_version"
 	for set in "${set_names[@]}"; do
 		summarize "$set" "${set_src[$set]}" "${set_bytes[$set]}" "${set_files[$set]}"
