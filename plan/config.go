@@ -185,7 +185,7 @@ func (c *Config) Validate() error {
 	}
 	for _, name := range sortedKeys(c.Plans) {
 		p := joinKey("plans", name)
-		if err := validName(name); err != nil {
+		if err := validPlanName(name); err != nil {
 			return &Error{Path: p, Msg: "plan " + err.Error()}
 		}
 		pl := c.Plans[name]
@@ -213,6 +213,38 @@ func validName(name string) error {
 		return fmt.Errorf("name %q is not allowed", name)
 	case strings.ContainsAny(name, "/\x00"):
 		return fmt.Errorf("name %q contains '/' or a NUL byte", name)
+	}
+	return nil
+}
+
+// MaxPlanName is the longest plan name, in bytes.
+const MaxPlanName = 64
+
+// ValidPlanName reports whether name may name a plan. A plan's name is
+// part of its snapshots' labels (<UTC time>_<plan>), so it keeps to what
+// labels are made of: ASCII letters, digits, '-', '_' and '.', not
+// starting with '.' (no hidden directories, no "." or ".."), at most
+// MaxPlanName bytes.
+func ValidPlanName(name string) error {
+	if err := validPlanName(name); err != nil {
+		return &Error{Msg: "name " + err.Error()}
+	}
+	return nil
+}
+
+func validPlanName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("name is empty")
+	case len(name) > MaxPlanName:
+		return fmt.Errorf("name %q is longer than %d bytes", name, MaxPlanName)
+	case name[0] == '.':
+		return fmt.Errorf("name %q starts with '.'", name)
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("name %q may hold only letters, digits, '-', '_' and '.'", name)
+		}
 	}
 	return nil
 }

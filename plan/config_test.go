@@ -124,8 +124,9 @@ func TestParseErrors(t *testing.T) {
 			`plans.home.retention.keep_within: invalid duration "2x"`, 6, 34},
 		{"negative duration", doc(okPlan + ",\n    \"hooks\": {\"timeout\": \"-5m\"}"),
 			`plans.home.hooks.timeout: invalid duration "-5m": negative`, 6, 26},
-		{"plan name with slash", "{\"plans\": {\"a/b\": {}}}", `plans["a/b"]: plan name "a/b" contains '/'`, 1, 12},
-		{"plan name dot-dot", "{\"plans\": {\"..\": {}}}", `plans[".."]: plan name ".." is not allowed`, 1, 12},
+		{"plan name with slash", "{\"plans\": {\"a/b\": {}}}", `plans["a/b"]: plan name "a/b" may hold only letters, digits, '-', '_' and '.'`, 1, 12},
+		{"plan name with space", "{\"plans\": {\"bad name\": {}}}", `plans["bad name"]: plan name "bad name" may hold only`, 1, 12},
+		{"plan name dot-dot", "{\"plans\": {\"..\": {}}}", `plans[".."]: plan name ".." starts with '.'`, 1, 12},
 		{"two password sources", `{"repos": {"r": {"url": "/r", "password_env": "P", "password_command": "cat /p"}}}`,
 			"repos.r.password_command: give only one of password_env and password_command", 1, 72},
 		{"relative repository path", `{"repos": {"r": {"url": "backup"}}}`, `repos.r.url: "backup" is not an absolute path`, 1, 25},
@@ -344,6 +345,22 @@ func TestNoSecretsInOutput(t *testing.T) {
 	}
 	if s := (RepoDef{URL: "s3://key:secret@host/b"}).String(); strings.Contains(s, "secret") {
 		t.Fatalf("String shows the URL's password: %q", s)
+	}
+}
+
+func TestValidPlanName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"home": true, "home.v2": true, "my-plan_2": true, "A1": true, strings.Repeat("a", MaxPlanName): true,
+		"my plan": false, "": false, ".": false, "..": false, ".hidden": false, "a/b": false, "a\x00": false,
+		"caf\u00e9": false, "a:b": false, "a*": false, "x\n": false, strings.Repeat("a", MaxPlanName+1): false,
+	} {
+		if err := ValidPlanName(name); (err == nil) != ok {
+			t.Errorf("ValidPlanName(%q) = %v", name, err)
+		}
+	}
+	cfg := &Config{Plans: map[string]Plan{"bad name": {Sources: []string{"/src"}}}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bad name") {
+		t.Errorf("Validate of a plan called %q: %v, want an invalid-name error", "bad name", err)
 	}
 }
 

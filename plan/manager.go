@@ -274,8 +274,8 @@ func (c *Config) clone() *Config {
 // exists in this Manager only until a valid definition is written, which
 // saves it into the configuration file.
 func (m *Manager) Create(name string) error {
-	if err := ValidName(name); err != nil {
-		return &Error{Msg: fmt.Sprintf("plan name %q: %v", name, err)}
+	if err := validPlanName(name); err != nil {
+		return &Error{Msg: "plan " + err.Error()}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

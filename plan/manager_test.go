@@ -109,6 +109,11 @@ func TestManagerDefinitions(t *testing.T) {
 	if err := m.Create("home"); !errors.Is(err, ErrExist) {
 		t.Fatalf("second create: %v, want ErrExist", err)
 	}
+	for _, bad := range []string{"bad name", ".hidden", "caf\u00e9"} {
+		if err := m.Create(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Create(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
 	if err := m.Create("a/b"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("create a/b: %v, want ErrInvalid", err)
 	}

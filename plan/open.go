@@ -282,6 +282,16 @@ func (o Opener) Operation(ctx context.Context, t Target, index bool) (r *repo.Re
 		p.Close(context.WithoutCancel(ctx))
 		return nil, nil, nil, err
 	}
+	if index {
+		// Again under the lock: a prune that ran between the first load
+		// and the lock may have deleted packs the index still named, and
+		// a backup must not deduplicate against them (issue 13).
+		if err := e.Repo().LoadIndex(op.Context()); err != nil {
+			op.Release()
+			p.Close(context.WithoutCancel(ctx))
+			return nil, nil, nil, err
+		}
+	}
 	return e.Repo(), op.Context(), func() {
 		op.Release()
 		p.Close(context.WithoutCancel(ctx))

@@ -87,7 +87,12 @@ func (r Retention) String() string {
 			counts = append(counts, fmt.Sprintf(k.what, k.n))
 		}
 	}
-	if len(counts) > 0 {
+	switch {
+	case len(counts) == 1 && r.KeepLast == 1:
+		rest = append(rest, "the last snapshot")
+	case len(counts) == 1 && counts[0][:2] == "1 ":
+		rest = append(rest, "the "+counts[0]+" snapshot")
+	case len(counts) > 0:
 		rest = append(rest, "the "+strings.Join(counts, ", ")+" snapshots")
 	}
 	if r.hasWithin() {

@@ -369,7 +369,9 @@ func TestRetentionString(t *testing.T) {
 		{}:                            "keep everything (empty policy)",
 		{KeepLast: 3}:                 "keep the last 3 snapshots",
 		{KeepDaily: 7, KeepWeekly: 4}: "keep the 7 daily, 4 weekly snapshots",
-		{KeepLast: 1, KeepWithin: "48h", KeepTags: []string{"a", "b"}}: "keep the last 1 snapshots, all within 48h, all tagged a or b",
+		{KeepLast: 1, KeepWithin: "48h", KeepTags: []string{"a", "b"}}: "keep the last snapshot, all within 48h, all tagged a or b",
+		{KeepMonthly: 1}:            "keep the 1 monthly snapshot",
+		{KeepLast: 1, KeepDaily: 1}: "keep the last 1, 1 daily snapshots",
 	} {
 		if got := r.String(); got != want {
 			t.Errorf("%+v: %q, want %q", *r, got, want)

@@ -22,6 +22,24 @@ type Event struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// String is the event as one log line, without the plan's name: its kind,
+// then those of repository, snapshot, path, hook, message and error that
+// are set, e.g. "done: success" or "repo_error offsite: lock: timeout".
+func (e Event) String() string {
+	s := e.Event
+	for _, w := range []string{e.Repo, e.Snapshot, e.Path, e.Hook} {
+		if w != "" {
+			s += " " + w
+		}
+	}
+	for _, w := range []string{e.Message, e.Error} {
+		if w != "" {
+			s += ": " + w
+		}
+	}
+	return s
+}
+
 // RunResult is what one run did.
 type RunResult struct {
 	Started  time.Time `json:"started"`

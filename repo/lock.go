@@ -74,7 +74,9 @@ type LockOptions struct {
 }
 
 // Lock is a held repository lock. Its context is cancelled with cause
-// ErrLockLost if refreshing fails for GiveUpAfter.
+// ErrLockLost if refreshing fails for GiveUpAfter, or if the lock object
+// turns out to have been removed by someone else (a process suspended
+// past the stale time whose lock `cairn unlock` removed meanwhile).
 type Lock struct {
 	repo      *Repository
 	exclusive bool
@@ -82,8 +84,32 @@ type Lock struct {
 	cancel    context.CancelCauseFunc
 	done      chan struct{}
 
-	mu   sync.Mutex // guards name
+	// mu guards the fields below. Unlike other mutexes of the package it
+	// is held across the I/O of a refresh, so that a refresh and a check
+	// before a write (verify) never interleave: a check must not stat an
+	// object that a concurrent refresh has just replaced.
+	mu   sync.Mutex
 	name string
+	last time.Time // when the lock object was last written (monotonic and wall)
+}
+
+// errLockRemoved: refreshing found the lock object gone.
+var errLockRemoved = errors.New("lock object removed")
+
+// SetSettle says how long listings of the repository's storage may lag
+// behind writes (DESIGN.md §7): exclusive locks and the label check of
+// SaveSnapshotUnique wait that long before listing rivals.
+func (r *Repository) SetSettle(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.settle = d
+}
+
+// Settle is the time SetSettle set (0 by default).
+func (r *Repository) Settle() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.settle
 }
 
 // Context is cancelled when the lock is lost or released.
@@ -92,6 +118,7 @@ func (l *Lock) Context() context.Context { return l.ctx }
 // Lock takes a shared or exclusive lock. Shared locks conflict only with
 // exclusive ones. It refreshes the lock in the background until Unlock.
 func (r *Repository) Lock(ctx context.Context, exclusive bool, opts LockOptions) (*Lock, error) {
+	written := time.Now()
 	name, err := r.writeLock(ctx, exclusive)
 	if err != nil {
 		return nil, err
@@ -120,7 +147,13 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, opts LockOptions)
 		}
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
-	l := &Lock{repo: r, exclusive: exclusive, ctx: lctx, cancel: cancel, name: name, done: make(chan struct{})}
+	l := &Lock{repo: r, exclusive: exclusive, ctx: lctx, cancel: cancel, name: name, last: written, done: make(chan struct{})}
+	r.mu.Lock()
+	if r.held == nil {
+		r.held = make(map[*Lock]struct{})
+	}
+	r.held[l] = struct{}{}
+	r.mu.Unlock()
 	go l.refreshLoop()
 	return l, nil
 }
@@ -207,7 +240,6 @@ func (r *Repository) RemoveStaleLocks(ctx context.Context) (int, error) {
 // first, then the old one removed, so the lock never disappears.
 func (l *Lock) refreshLoop() {
 	defer close(l.done)
-	last := time.Now()
 	retry := RefreshEvery
 	for {
 		select {
@@ -215,30 +247,124 @@ func (l *Lock) refreshLoop() {
 			return
 		case <-time.After(retry):
 		}
-		ctx := context.WithoutCancel(l.ctx)
-		name, err := l.repo.writeLock(ctx, l.exclusive)
-		if err == nil {
-			l.mu.Lock()
-			old := l.name
-			l.name = name
-			l.mu.Unlock()
-			_ = l.repo.removeLock(ctx, old)
-			last = time.Now()
-			retry = RefreshEvery
-			continue
+		l.mu.Lock()
+		err := l.refreshLocked(context.WithoutCancel(l.ctx))
+		if err != nil {
+			err = l.failedLocked(err)
 		}
-		if time.Since(last) > GiveUpAfter {
-			l.cancel(fmt.Errorf("%w: %v", ErrLockLost, err))
+		l.mu.Unlock()
+		if err != nil && l.ctx.Err() != nil {
 			return
 		}
-		retry = min(RefreshEvery, 30*time.Second)
+		retry = RefreshEvery
+		if err != nil {
+			retry = min(RefreshEvery, 30*time.Second)
+		}
 	}
+}
+
+// refreshLocked writes a new lock object and removes the old one, having
+// checked that the old one is still there: if it is gone, someone removed
+// it (unlock took it as stale, e.g. while this process was suspended), a
+// rival may have taken the repository since, and the lock is lost
+// (errLockRemoved). The caller holds l.mu.
+func (l *Lock) refreshLocked(ctx context.Context) error {
+	written := time.Now()
+	name, err := l.repo.writeLock(ctx, l.exclusive)
+	if err != nil {
+		return err
+	}
+	// The new object first, then the check: if the old one is found, the
+	// lock was never absent.
+	_, err = l.repo.be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: l.name})
+	if err != nil {
+		_ = l.repo.removeLock(ctx, name)
+		if errors.Is(err, backend.ErrNotExist) {
+			return errLockRemoved
+		}
+		return fmt.Errorf("check lock: %w", err)
+	}
+	old := l.name
+	l.name, l.last = name, written
+	_ = l.repo.removeLock(ctx, old)
+	return nil
+}
+
+// failedLocked decides what a failed refresh means: a removed lock object
+// or a lock not refreshed for GiveUpAfter is lost, which cancels the
+// lock's context with cause ErrLockLost and returns that cause; other
+// failures are returned as they are, to be tried again. The caller holds
+// l.mu.
+func (l *Lock) failedLocked(err error) error {
+	since := l.sinceLastLocked()
+	switch {
+	case errors.Is(err, errLockRemoved) && since > GiveUpAfter:
+		err = fmt.Errorf("%w: the lock object was removed by another process while this one had not refreshed it for %v (was the process suspended?); stopped before writing anything more", ErrLockLost, since.Round(time.Second))
+	case errors.Is(err, errLockRemoved):
+		err = fmt.Errorf("%w: the lock object was removed by another process; stopped before writing anything more", ErrLockLost)
+	case since > GiveUpAfter:
+		err = fmt.Errorf("%w for %v: %v", ErrLockLost, since.Round(time.Second), err)
+	default:
+		return err
+	}
+	l.cancel(err)
+	return err
+}
+
+// sinceLastLocked is the time since the lock object was last written: the
+// longer of the monotonic and the wall clock's readings, since the
+// monotonic clock stops while the machine sleeps. The caller holds l.mu.
+func (l *Lock) sinceLastLocked() time.Duration {
+	return max(time.Since(l.last), time.Now().Round(0).Sub(l.last.Round(0)))
+}
+
+// verify is called before writing an object that others could prune once
+// they take the lock as stale (an index, a snapshot). A lock refreshed
+// within GiveUpAfter is fine. An older one (the process was suspended, or
+// refreshing has been failing) is refreshed now, which checks that its
+// object is still there; if that fails the lock is lost and verify returns
+// an error wrapping ErrLockLost.
+func (l *Lock) verify(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx.Err() != nil {
+		if cause := context.Cause(l.ctx); errors.Is(cause, ErrLockLost) {
+			return cause
+		}
+		return nil // released: the caller's own business
+	}
+	if l.sinceLastLocked() <= GiveUpAfter {
+		return nil
+	}
+	if err := l.refreshLocked(ctx); err != nil {
+		return l.failedLocked(err) // past GiveUpAfter: always lost
+	}
+	return nil
+}
+
+// verifyLocks verifies every lock this process holds on r (Lock.verify).
+func (r *Repository) verifyLocks(ctx context.Context) error {
+	r.mu.Lock()
+	held := make([]*Lock, 0, len(r.held))
+	for l := range r.held {
+		held = append(held, l)
+	}
+	r.mu.Unlock()
+	for _, l := range held {
+		if err := l.verify(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Unlock stops refreshing and removes the lock object.
 func (l *Lock) Unlock(ctx context.Context) error {
 	l.cancel(nil)
 	<-l.done
+	l.repo.mu.Lock()
+	delete(l.repo.held, l)
+	l.repo.mu.Unlock()
 	l.mu.Lock()
 	name := l.name
 	l.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -54,6 +55,11 @@ type Repository struct {
 	lastFail  error       // the latest of them
 	// indexFiles are the index files loaded or written by this process.
 	indexFiles map[ID]bool
+	// held are the locks this process holds on the repository, checked
+	// before writes others could prune (Lock.verify).
+	held map[*Lock]struct{}
+	// settle is how long listings may lag behind writes (SetSettle).
+	settle time.Duration
 }
 
 type openPack struct {
@@ -110,15 +116,18 @@ func (r *Repository) ChunkerTable() *chunker.Table { return r.table }
 func (r *Repository) Index() *Index { return r.idx }
 
 // LoadIndex reads every index file not loaded before, so calling it
-// again picks up what other processes have added. An index file that
-// fails verification is reported by name.
+// again picks up what other processes have added. When a file loaded
+// before is gone (a prune rewrote the index), it rebuilds the index
+// instead (reload.go). An index file that fails verification is reported
+// by name.
 func (r *Repository) LoadIndex(ctx context.Context) error {
-	var ids []ID
+	var ids, listed []ID
 	err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
 		id, err := ParseID(fi.Name)
 		if err != nil {
 			return nil // not ours
 		}
+		listed = append(listed, id)
 		r.mu.Lock()
 		seen := r.indexFiles[id]
 		r.mu.Unlock()
@@ -129,6 +138,12 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
+	}
+	r.mu.Lock()
+	removed := len(listed)-len(ids) < len(r.indexFiles)
+	r.mu.Unlock()
+	if removed {
+		return r.reloadIndex(ctx, listed)
 	}
 	return Parallel(ctx, len(ids), 4, func(ctx context.Context, i int) error {
 		packs, err := r.LoadIndexFile(ctx, ids[i])
@@ -545,6 +560,9 @@ func (r *Repository) FlushSince(ctx context.Context, m SaveMark) error {
 }
 
 func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
+	if err := r.verifyLocks(ctx); err != nil {
+		return ID{}, fmt.Errorf("save index: %w", err)
+	}
 	sealed := r.data.seal(nil, encodeIndex(packs), kindIndex)
 	id, err := saveObject(ctx, r.be, backend.IndexFile, sealed)
 	if err != nil {

@@ -51,6 +51,9 @@ func (s *Snapshot) ID() ID { return s.id }
 // SaveSnapshot writes the record. Call it only after Flush has stored
 // everything the snapshot references.
 func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	if err := r.verifyLocks(ctx); err != nil {
+		return ID{}, fmt.Errorf("save snapshot: %w", err)
+	}
 	s.Time = s.Time.UTC()
 	plain, err := json.Marshal(s)
 	if err != nil {
@@ -125,7 +128,13 @@ func SortSnapshots(snaps []*Snapshot) {
 // ErrNoSnapshot: nothing matches the name given.
 var ErrNoSnapshot = errors.New("no such snapshot")
 
-// FindSnapshot picks a snapshot by "latest", label, or id prefix.
+// ErrAmbiguousLabel: several snapshots have the label given (repositories
+// written before labels were made unique, or two writers that raced).
+var ErrAmbiguousLabel = errors.New("label names several snapshots")
+
+// FindSnapshot picks a snapshot by "latest", label, or id prefix. A label
+// that several snapshots share is an error (ErrAmbiguousLabel) naming
+// their ids, never a silent pick.
 func FindSnapshot(snaps []*Snapshot, name string) (*Snapshot, error) {
 	if name == "latest" {
 		if len(snaps) == 0 {
@@ -133,10 +142,22 @@ func FindSnapshot(snaps []*Snapshot, name string) (*Snapshot, error) {
 		}
 		return snaps[len(snaps)-1], nil
 	}
+	var labelled []*Snapshot
 	for _, s := range snaps {
 		if s.Label == name {
-			return s, nil
+			labelled = append(labelled, s)
 		}
+	}
+	switch len(labelled) {
+	case 0:
+	case 1:
+		return labelled[0], nil
+	default:
+		ids := make([]string, len(labelled))
+		for i, s := range labelled {
+			ids[i] = s.id.String()[:16] + " (" + s.Time.UTC().Format(time.RFC3339) + ", host " + s.Host + ")"
+		}
+		return nil, fmt.Errorf("%w: %d snapshots are labelled %q: %s; name one by its id", ErrAmbiguousLabel, len(labelled), name, strings.Join(ids, ", "))
 	}
 	var found *Snapshot
 	if len(name) >= 4 && isHex(name) {
@@ -174,6 +195,106 @@ func UniqueLabel(snaps []*Snapshot, base string) string {
 			return l
 		}
 	}
+}
+
+// SaveSnapshotUnique saves s under a label that no other snapshot of the
+// repository has, without a lock that would serialise writers: s.Label,
+// made unique over known (the caller's listing) with a -2, -3… suffix;
+// then, because writers that listed at the same time may have picked the
+// same label, a check after saving. After the settle time (so that a
+// lagging listing shows the rivals saved before ours) it lists the
+// snapshots again; if any other has our label, ours is saved again as
+// <s.Label as given>-<the first 8 hex digits of its id> and the first
+// copy removed.
+//
+// Why this is enough: of two writers that saved one label, the one whose
+// check ran last lists the other's snapshot (its listing comes after both
+// saves and the settle time covers the lag), so at least one of them
+// renames; if both do, both get distinct suffixes (ids differ) and the
+// plain label is nobody's. A renamed snapshot is checked again the same
+// way, with a longer suffix should 32 bits of id ever clash. Only a clash
+// costs anything: one more save and a removal, and the snapshot shows
+// under its first label for the settle time.
+func (r *Repository) SaveSnapshotUnique(ctx context.Context, s *Snapshot, known []*Snapshot) (ID, error) {
+	labels := make(map[ID]string, len(known))
+	for _, k := range known {
+		labels[k.id] = k.Label
+	}
+	base := s.Label
+	s.Label = UniqueLabel(known, base)
+	id, err := r.SaveSnapshot(ctx, s)
+	if err != nil {
+		return ID{}, err
+	}
+	for n := 8; ; n *= 2 {
+		labels[id] = s.Label
+		clash, err := r.labelTaken(ctx, id, s.Label, labels)
+		if err != nil {
+			return id, fmt.Errorf("snapshot %s saved as %s, but checking that no other snapshot has that label failed: %w", id.Short(), s.Label, err)
+		}
+		if !clash || n > 2*len(id) {
+			return id, nil
+		}
+		first := id
+		s.Label = base + "-" + first.String()[:n]
+		if id, err = r.SaveSnapshot(ctx, s); err != nil {
+			return ID{}, fmt.Errorf("snapshot %s saved under a label another snapshot took at the same time, and saving it again as %s failed: %w", first.Short(), s.Label, err)
+		}
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.SnapshotFile, Name: first.String()}); err != nil {
+			return id, fmt.Errorf("snapshot saved as %s (%s), but its first copy %s could not be removed: %w", s.Label, id.Short(), first.Short(), err)
+		}
+	}
+}
+
+// labelTaken waits the settle time, lists the snapshots and reports
+// whether one other than own has label. labels caches the labels of the
+// snapshots loaded so far, by id; it is updated.
+func (r *Repository) labelTaken(ctx context.Context, own ID, label string, labels map[ID]string) (bool, error) {
+	if d := r.Settle(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, context.Cause(ctx)
+		}
+	}
+	var ids, unknown []ID
+	err := r.be.List(ctx, backend.SnapshotFile, func(fi backend.FileInfo) error {
+		if id, err := ParseID(fi.Name); err == nil {
+			ids = append(ids, id)
+			if _, ok := labels[id]; !ok {
+				unknown = append(unknown, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("list snapshots: %w", err)
+	}
+	loaded := make([]*Snapshot, len(unknown))
+	err = Parallel(ctx, len(unknown), 8, func(ctx context.Context, i int) error {
+		s, err := r.LoadSnapshot(ctx, unknown[i])
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil // removed after listing
+		}
+		loaded[i] = s
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, s := range loaded {
+		if s != nil {
+			labels[s.id] = s.Label
+		}
+	}
+	for _, id := range ids {
+		if id != own && labels[id] == label {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // LabelTime formats t the way labels start: 2026-11-21T040000Z.

@@ -43,11 +43,11 @@ snapshot, then its retention policy and hooks run.`,
 			if len(args) == 0 {
 				return errors.New("nothing to back up: give paths, or --plan NAME")
 			}
-			url, err := g.repoURL()
+			t, err := g.target()
 			if err != nil {
 				return err
 			}
-			r, ctx, done, err := g.opener().Operation(ctx, plan.Bare(url), true)
+			r, ctx, done, err := g.opener().Operation(ctx, t, true)
 			if err != nil {
 				return err
 			}
@@ -100,16 +100,20 @@ snapshot, then its retention policy and hooks run.`,
 			if out.json {
 				out.emit(map[string]any{
 					"type": "summary", "snapshot": snap.ID().String(), "label": snap.Label,
-					"files": s.Files, "dirs": s.Dirs, "bytes": s.Bytes, "new_bytes": s.NewBytes,
+					"files": s.Files, "dirs": s.Dirs, "others": s.Others, "bytes": s.Bytes, "new_bytes": s.NewBytes,
 					"unchanged": s.Unchanged, "unreadable": s.Unreadable, "duration": s.Duration,
 				})
 			} else {
 				out.printf("snapshot %s saved as %s\n", snap.ID().Short(), snap.Label)
-				out.printf("  %d files, %d dirs, %s; %d unchanged; %s new data; %.1fs\n",
-					s.Files, s.Dirs, humanBytes(s.Bytes), s.Unchanged, humanBytes(s.NewBytes), s.Duration)
+				// Counted as restore counts them (see restoreCounts):
+				// files are all non-directory entries, directories
+				// those of the sources, not the ones leading to them.
+				out.printf("  %s, %s, %s; %d unchanged; %s new data; %.1fs\n",
+					plural(s.Files+s.Others, "file", "files"), plural(s.Dirs, "directory", "directories"),
+					humanBytes(s.Bytes), s.Unchanged, humanBytes(s.NewBytes), s.Duration)
 			}
 			if s.Unreadable > 0 {
-				out.warn("", fmt.Errorf("%d files could not be read completely (named above)", s.Unreadable))
+				out.warn("", fmt.Errorf("%s not be read completely (named above)", plural(s.Unreadable, "file could", "files could")))
 				return errPartial
 			}
 			return nil

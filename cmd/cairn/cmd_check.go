@@ -55,11 +55,13 @@ func checkCmd(g *globalFlags) *cobra.Command {
 					"snapshots": res.Snapshots, "trees": res.Trees, "blobs": res.Blobs,
 					"packs_read": res.PacksRead, "errors": res.Errors, "warnings": res.Warnings})
 			} else {
-				out.printf("checked %d snapshots, %d trees, %d blobs in %d packs (%d read): %d errors, %d warnings\n",
-					res.Snapshots, res.Trees, res.Blobs, res.Packs, res.PacksRead, res.Errors, res.Warnings)
+				out.printf("checked %s, %s, %s in %s (%d read): %s, %s\n",
+					plural(res.Snapshots, "snapshot", "snapshots"), plural(res.Trees, "tree", "trees"),
+					plural(res.Blobs, "blob", "blobs"), plural(res.Packs, "pack", "packs"), res.PacksRead,
+					plural(res.Errors, "error", "errors"), plural(res.Warnings, "warning", "warnings"))
 			}
 			if res.Errors > 0 {
-				return fmt.Errorf("the repository has %d errors", res.Errors)
+				return fmt.Errorf("the repository has %s", plural(res.Errors, "error", "errors"))
 			}
 			return nil
 		},

@@ -16,7 +16,7 @@ import (
 )
 
 // pruneNote says what forget leaves behind.
-const pruneNote = "the forgotten snapshots' data stays in the repository until a prune (`cairn prune` is not available yet)"
+const pruneNote = "the forgotten snapshots' data stays in the repository until a prune (`cairn prune`, or forget --prune) frees it"
 
 type forgetFlags struct {
 	policy     plan.Retention
@@ -24,13 +24,14 @@ type forgetFlags struct {
 	configFile string
 	dryRun     bool
 	groupBy    string
+	prune      bool
 }
 
 func forgetCmd(g *globalFlags) *cobra.Command {
 	var f forgetFlags
 	cmd := &cobra.Command{
 		Use:   "forget (--keep-last N | --keep-daily N | … | --plan NAME)",
-		Short: "Remove the snapshots a retention policy does not keep (their data stays until a prune)",
+		Short: "Remove the snapshots a retention policy does not keep (their data stays until `cairn prune` removes it)",
 		Long: `Forget applies a retention policy and removes the snapshot records it does not keep.
 
 The policy comes from --keep-* flags, or with --plan NAME from the plan's
@@ -47,7 +48,7 @@ the oldest snapshot. keep-within keeps snapshots younger than a duration
 kept, and forget never removes every snapshot of a group.
 
 Only the snapshot records are removed; the data stays in the repository
-until a prune. --dry-run shows what would be removed and changes nothing.`,
+until a prune (--prune runs one right after). --dry-run shows what would be removed and changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runForget(cmd, g, &f)
@@ -65,6 +66,7 @@ until a prune. --dry-run shows what would be removed and changes nothing.`,
 	fl.StringVar(&f.planName, "plan", "", "apply this plan's retention to its snapshots")
 	fl.StringVar(&f.configFile, "config", "", "configuration file (default $CAIRN_CONFIG or ~/.config/cairn/config.json)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "only show what would be forgotten")
+	fl.BoolVar(&f.prune, "prune", false, "run a prune after forgetting (see cairn prune; ignored with --dry-run)")
 	fl.StringVar(&f.groupBy, "group-by", "", `apply the policy to groups of snapshots with the same host, paths, plan, tags (comma-separated; "" for one group; default host,plan,paths, or host with --plan)`)
 	return cmd
 }
@@ -152,7 +154,11 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 
 	failed := 0
 	for _, t := range targets {
-		if err := forgetIn(ctx, g, out, t, policy, f, fields); err != nil {
+		err := forgetIn(ctx, g, out, t, policy, f, fields)
+		if err == nil && f.prune && !f.dryRun {
+			err = pruneIn(ctx, g, out, t, defaultPruneFlags())
+		}
+		if err != nil {
 			if len(targets) == 1 {
 				return err
 			}
@@ -161,7 +167,7 @@ func runForget(cmd *cobra.Command, g *globalFlags, f *forgetFlags) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("forget failed in %d of %d repositories", failed, len(targets))
+		return fmt.Errorf("forget failed in %d of %s", failed, plural(len(targets), "repository", "repositories"))
 	}
 	return nil
 }
@@ -219,15 +225,17 @@ func forgetIn(ctx context.Context, g *globalFlags, out *output, t plan.Target, p
 	if out.json {
 		out.emit(map[string]any{
 			"type": "summary", "repo": t.Name, "url": t.Def.URL, "policy": policy.String(),
-			"kept": kept, "forgotten": len(forget), "dry_run": f.dryRun, "pruned": false,
+			"kept": kept, "forgotten": len(forget), "dry_run": f.dryRun, "pruned": f.prune && !f.dryRun,
 		})
 		return nil
 	}
 	switch {
 	case f.dryRun:
-		out.printf("would forget %d of %d snapshots%s (dry run: nothing changed)\n", len(forget), res.Snapshots, planSuffix(f.planName))
+		out.printf("would forget %d of %s%s (dry run: nothing changed)\n", len(forget), plural(res.Snapshots, "snapshot", "snapshots"), planSuffix(f.planName))
+	case len(forget) > 0 && f.prune:
+		out.printf("forgot %d of %s%s; pruning\n", len(forget), plural(res.Snapshots, "snapshot", "snapshots"), planSuffix(f.planName))
 	case len(forget) > 0:
-		out.printf("forgot %d of %d snapshots%s; %s\n", len(forget), res.Snapshots, planSuffix(f.planName), pruneNote)
+		out.printf("forgot %d of %s%s; %s\n", len(forget), plural(res.Snapshots, "snapshot", "snapshots"), planSuffix(f.planName), pruneNote)
 	default:
 		out.printf("nothing to forget\n")
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 
@@ -92,30 +91,45 @@ func linkSuffix(n *repo.Node) string {
 	return ""
 }
 
+// modeString is the mode as ls -l writes it (GNU coreutils' filemodestring):
+// the type letter, then rwx for owner, group and others, with setuid and
+// setgid shown as s (S without execute) and the sticky bit as t (T).
 func modeString(n *repo.Node) string {
-	m := fs.FileMode(n.Mode & 0777)
-	if n.Mode&04000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n.Mode&02000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n.Mode&01000 != 0 {
-		m |= fs.ModeSticky
-	}
+	typ := byte('?')
 	switch n.Type {
+	case repo.NodeFile:
+		typ = '-'
 	case repo.NodeDir:
-		m |= fs.ModeDir
+		typ = 'd'
 	case repo.NodeSymlink:
-		m |= fs.ModeSymlink
+		typ = 'l'
 	case repo.NodeDev:
-		m |= fs.ModeDevice
+		typ = 'b'
 	case repo.NodeCharDev:
-		m |= fs.ModeDevice | fs.ModeCharDevice
+		typ = 'c'
 	case repo.NodeFIFO:
-		m |= fs.ModeNamedPipe
+		typ = 'p'
 	case repo.NodeSocket:
-		m |= fs.ModeSocket
+		typ = 's'
 	}
-	return m.String()
+	b := []byte{typ, 'r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'}
+	for i := range 9 {
+		if n.Mode&(1<<(8-i)) == 0 {
+			b[i+1] = '-'
+		}
+	}
+	special := func(at int, bit uint32, lower byte) {
+		if n.Mode&bit == 0 {
+			return
+		}
+		if b[at] == 'x' {
+			b[at] = lower
+		} else {
+			b[at] = lower - 'a' + 'A'
+		}
+	}
+	special(3, 0o4000, 's')
+	special(6, 0o2000, 's')
+	special(9, 0o1000, 't')
+	return string(b)
 }

@@ -30,6 +30,7 @@ func mountCmd(g *globalFlags) *cobra.Command {
 		background bool
 		debug      bool
 		configFile string
+		logFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "mount DIR",
@@ -39,7 +40,8 @@ func mountCmd(g *globalFlags) *cobra.Command {
 after its last element), plans at DIR/plans/<name>/. The mount process
 runs the plans by their schedules. Runs in the foreground until unmounted
 (umount DIR, or Ctrl-C); with --background it returns once the mount is
-ready.`,
+ready, logging to --log FILE (by default a file under
+$XDG_STATE_HOME/cairn/, that is ~/.local/state/cairn/).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -51,10 +53,22 @@ ready.`,
 			if err != nil {
 				return errorf("--cache-size: %w", err)
 			}
+			out := newOutput(g)
 			if background {
-				return startBackground(dir)
+				if logFile == "" {
+					if logFile, err = defaultMountLog(dir); err != nil {
+						return err
+					}
+				}
+				return startBackground(out, dir, logFile)
 			}
-			err = runMount(ctx, g, dir, configFile, size, fs.Options{AllowOther: allowOther, Debug: debug})
+			if logFile != "" {
+				if err := logToFile(logFile); err != nil {
+					return err
+				}
+			}
+			logTo(out)
+			err = runMount(ctx, g, out, dir, configFile, size, fs.Options{AllowOther: allowOther, Debug: debug})
 			if err != nil {
 				tellParent("error: " + err.Error())
 			}
@@ -66,12 +80,13 @@ ready.`,
 	f.StringVar(&cacheSize, "cache-size", "512MiB", "size of the chunk cache shared by all repositories")
 	f.BoolVar(&allowOther, "allow-other", false, "let other users in (the kernel checks the recorded modes)")
 	f.BoolVar(&background, "background", false, "return once the mount is ready, leaving it running")
+	f.StringVar(&logFile, "log", "", "append the mount's log to this file (with --background, by default a file under $XDG_STATE_HOME/cairn/)")
 	f.BoolVar(&debug, "debug", false, "log every FUSE request")
 	f.MarkHidden("debug")
 	return cmd
 }
 
-func runMount(ctx context.Context, g *globalFlags, dir, configFile string, cacheSize int64, opts fs.Options) error {
+func runMount(ctx context.Context, g *globalFlags, out *output, dir, configFile string, cacheSize int64, opts fs.Options) error {
 	if err := mount.CheckDir(dir); err != nil {
 		return err
 	}
@@ -98,37 +113,78 @@ func runMount(ctx context.Context, g *globalFlags, dir, configFile string, cache
 	}
 	o.Plans.OnEvent = func(planName string, ev plan.Event) {
 		if ev.Event == "done" || ev.Event == "repo_error" || ev.Event == "skipped" {
-			fmt.Fprintf(os.Stderr, "cairn: plan %s: %s %s%s\n", planName, ev.Event, ev.Repo, suffix(ev.Message, ev.Error))
+			out.note("plan", fmt.Sprintf("plan %s: %s", planName, ev),
+				map[string]any{"plan": planName, "event": ev.Event, "repo": ev.Repo, "error": ev.Error})
 		}
 	}
 	o.OnSkip = func(name string, err error) {
 		// An unreachable configured repository must not keep the others
 		// from being mounted; plan runs retry it.
-		fmt.Fprintf(os.Stderr, "cairn: warning: repository %s not mounted: %v\n", name, err)
+		out.warn("", fmt.Errorf("repository %s not mounted: %w", name, err))
 	}
 	o.OnReady = func() {
-		fmt.Fprintf(os.Stderr, "cairn: mounted at %s\n", dir)
+		out.note("mounted", "mounted at "+dir, map[string]any{"dir": dir, "pid": os.Getpid()})
 		tellParent("ok")
 	}
 	return mount.Run(ctx, o) // until unmounted, SIGINT or SIGTERM
 }
 
-// suffix joins a message and an error for a log line.
-func suffix(msg, errText string) string {
-	switch {
-	case errText != "" && msg != "":
-		return ": " + msg + ": " + errText
-	case errText != "":
-		return ": " + errText
-	case msg != "":
-		return ": " + msg
+// defaultMountLog is the log file of a background mount of dir without
+// --log: $XDG_STATE_HOME/cairn/mount-<dir with '-' for '/'>.log.
+func defaultMountLog(dir string) (string, error) {
+	state := os.Getenv("XDG_STATE_HOME")
+	if state == "" || !filepath.IsAbs(state) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no log file for the background mount: %w (use --log FILE)", err)
+		}
+		state = filepath.Join(home, ".local", "state")
 	}
-	return ""
+	name := strings.ReplaceAll(strings.Trim(dir, "/"), "/", "-")
+	if name == "" {
+		name = "root"
+	}
+	return filepath.Join(state, "cairn", "mount-"+name+".log"), nil
+}
+
+// openLog opens a log file for appending, creating it (0600) and its
+// directory (0700) if need be.
+func openLog(file string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	return f, nil
+}
+
+// logToFile makes file the process's standard error, descriptor 2
+// included, so that every line the mount logs (ours, the log package's,
+// go-fuse's, a panic's) lands in it.
+func logToFile(file string) error {
+	f, err := openLog(file)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Dup3(int(f.Fd()), 2, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("log: %w", err)
+	}
+	f.Close()
+	return nil
 }
 
 // startBackground runs this command again without --background, detached,
-// and returns once it reports the mount ready (or failed).
-func startBackground(dir string) error {
+// its standard error appended to logFile, and returns once it reports the
+// mount ready (or failed).
+func startBackground(out *output, dir, logFile string) error {
+	logf, err := openLog(logFile)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -152,7 +208,7 @@ func startBackground(dir string) error {
 	c := exec.Command(self, args...)
 	c.Env = append(os.Environ(), readyFDEnv+"=3")
 	c.ExtraFiles = []*os.File{w}
-	c.Stdin, c.Stdout, c.Stderr = devnull, devnull, devnull
+	c.Stdin, c.Stdout, c.Stderr = devnull, logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {
 		w.Close()
@@ -163,7 +219,8 @@ func startBackground(dir string) error {
 	line = strings.TrimSpace(line)
 	switch {
 	case line == "ok":
-		fmt.Fprintf(os.Stderr, "cairn: mounted at %s (pid %d)\n", dir, c.Process.Pid)
+		out.note("mounted", fmt.Sprintf("mounted at %s (pid %d), logging to %s", dir, c.Process.Pid, logFile),
+			map[string]any{"dir": dir, "pid": c.Process.Pid, "log": logFile})
 		c.Process.Release()
 		return nil
 	case strings.HasPrefix(line, "error: "):
@@ -171,7 +228,7 @@ func startBackground(dir string) error {
 		return errors.New(strings.TrimPrefix(line, "error: "))
 	default:
 		err := c.Wait()
-		return fmt.Errorf("the mount process ended before the mount was ready: %v", err)
+		return fmt.Errorf("the mount process ended before the mount was ready: %v (see %s)", err, logFile)
 	}
 }
 

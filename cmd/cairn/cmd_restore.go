@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"path"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,14 +62,16 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
+			dirs, parents := restoreCounts(res.Dirs, snap.Paths, includes)
 			if out.json {
 				out.emit(map[string]any{"type": "summary", "snapshot": snap.ID().String(), "label": snap.Label,
-					"files": res.Files, "dirs": res.Dirs, "bytes": res.Bytes, "errors": res.Errors})
+					"files": res.Files, "dirs": dirs, "parent_dirs": parents, "bytes": res.Bytes, "errors": res.Errors})
 			} else {
-				out.printf("restored %s to %s: %d files, %d dirs, %s\n", snap.Label, target, res.Files, res.Dirs, humanBytes(res.Bytes))
+				out.printf("restored %s to %s: %s, %s, %s\n", snap.Label, target, plural(res.Files, "file", "files"),
+					plural(dirs, "directory", "directories"), humanBytes(res.Bytes))
 			}
 			if res.Errors > 0 {
-				out.warn("", fmt.Errorf("%d files or directories could not be restored (named above)", res.Errors))
+				out.warn("", fmt.Errorf("%s could not be restored (named above)", plural(res.Errors, "file or directory", "files or directories")))
 				return errPartial
 			}
 			return nil
@@ -79,4 +83,34 @@ func restoreCmd(g *globalFlags) *cobra.Command {
 	f.StringArrayVarP(&includes, "include", "i", nil, "restore only this path of the snapshot (repeatable)")
 	f.BoolVar(&numericOwner, "numeric-owner", false, "restore owners by recorded uid/gid, ignoring names")
 	return cmd
+}
+
+// restoreCounts splits the directories a restore made into those of the
+// snapshot's sources and the parents leading to them (for a source
+// /home/alice, the directory home), so that a restore reports the
+// directories its backup reported: the backup counts only what it walked.
+// A parent is made when everything is restored or an include lies in,
+// at or above it.
+func restoreCounts(restored uint64, sources, includes []string) (dirs, parents uint64) {
+	seen := map[string]bool{}
+	for _, src := range sources {
+		for p := path.Dir(path.Clean("/" + src)); p != "/"; p = path.Dir(p) {
+			if seen[p] || slices.ContainsFunc(sources, func(other string) bool { return within(p, path.Clean("/"+other)) }) {
+				continue // a source itself, or inside one: the backup counted it
+			}
+			seen[p] = true
+			if len(includes) == 0 || slices.ContainsFunc(includes, func(inc string) bool {
+				return within(inc, p) || within(p, inc)
+			}) {
+				parents++
+			}
+		}
+	}
+	parents = min(parents, restored) // a parent that failed was not counted
+	return restored - parents, parents
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }

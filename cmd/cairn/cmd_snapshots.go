@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn/repo"
 )
 
 func snapshotsCmd(g *globalFlags) *cobra.Command {
@@ -26,11 +28,7 @@ func snapshotsCmd(g *globalFlags) *cobra.Command {
 			}
 			if out.json {
 				for _, s := range snaps {
-					out.emit(map[string]any{
-						"id": s.ID().String(), "label": s.Label, "time": s.Time, "host": s.Host,
-						"user": s.User, "plan": s.Plan, "paths": s.Paths, "tags": s.Tags,
-						"tree": s.Tree.String(), "summary": s.Summary,
-					})
+					out.emit(snapshotJSON(s))
 				}
 				return nil
 			}
@@ -41,8 +39,30 @@ func snapshotsCmd(g *globalFlags) *cobra.Command {
 					"\t" + s.Host + "\t" + strings.Join(s.Paths, ",") + "\t" + humanBytes(s.Summary.Bytes) + "\n"))
 			}
 			tw.Flush()
-			out.printf("%d snapshots\n", len(snaps))
+			out.printf("%s\n", plural(len(snaps), "snapshot", "snapshots"))
 			return nil
 		},
 	}
+}
+
+// snapshotJSON is a snapshot's line of snapshots --json: paths and tags
+// are always arrays, and the plan is left out when there is none (ad-hoc
+// backups), so scripts need no null checks.
+func snapshotJSON(s *repo.Snapshot) map[string]any {
+	m := map[string]any{
+		"id": s.ID().String(), "label": s.Label, "time": s.Time, "host": s.Host,
+		"user": s.User, "paths": orEmpty(s.Paths), "tags": orEmpty(s.Tags),
+		"tree": s.Tree.String(), "summary": s.Summary,
+	}
+	if s.Plan != "" {
+		m["plan"] = s.Plan
+	}
+	return m
+}
+
+func orEmpty(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }

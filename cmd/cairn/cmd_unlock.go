@@ -29,7 +29,7 @@ func unlockCmd(g *globalFlags) *cobra.Command {
 				out.emit(map[string]any{"type": "summary", "removed": n, "remaining": len(locks)})
 				return nil
 			}
-			out.printf("removed %d stale locks\n", n)
+			out.printf("removed %s\n", plural(n, "stale lock", "stale locks"))
 			for _, l := range locks {
 				out.printf("still held: %v\n", l)
 			}

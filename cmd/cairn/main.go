@@ -63,14 +63,14 @@ func run(args []string) int {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringArrayVarP(&g.repos, "repo", "r", nil, "repository: a path (or $CAIRN_REPOSITORY); mount takes several")
+	pf.StringArrayVarP(&g.repos, "repo", "r", nil, "repository: a path, URL or configured name (default $CAIRN_REPOSITORY); mount takes several")
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (or $CAIRN_PASSWORD_FILE, $CAIRN_PASSWORD)")
 	pf.BoolVar(&g.json, "json", false, "print JSON lines on stdout, and nothing else")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
 
 	root.AddCommand(
 		initCmd(g), backupCmd(g), snapshotsCmd(g), lsCmd(g), restoreCmd(g),
-		unlockCmd(g), checkCmd(g), mountCmd(g), forgetCmd(g),
+		unlockCmd(g), withLockCmd(g), checkCmd(g), mountCmd(g), forgetCmd(g), pruneCmd(g),
 	)
 	root.SetArgs(args)
 	root.SetContext(ctx)

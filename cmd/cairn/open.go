@@ -23,7 +23,7 @@ func (g *globalFlags) repoURL() (string, error) {
 		if url := os.Getenv("CAIRN_REPOSITORY"); url != "" {
 			return url, nil
 		}
-		return "", errors.New("no repository given: use --repo PATH")
+		return "", errors.New("no repository given: use --repo PATH (or a configured name), or set $CAIRN_REPOSITORY")
 	case 1:
 		return g.repos[0], nil
 	}
@@ -35,9 +35,7 @@ func (g *globalFlags) repoURL() (string, error) {
 func (g *globalFlags) opener() plan.Opener {
 	return plan.Opener{
 		Password: func(context.Context) (string, error) { return password(g, false) },
-		OnRetry: func(op string, h backend.Handle, attempt int, err error) {
-			fmt.Fprintf(os.Stderr, "cairn: retrying %s %v (attempt %d): %v\n", op, h, attempt, err)
-		},
+		OnRetry:  newOutput(g).retry,
 	}
 }
 
@@ -110,13 +108,14 @@ func prompt(msg string) (string, error) {
 	return string(b), nil
 }
 
-// openRepo opens the repository named by the flags.
+// openRepo opens the repository named by the flags (a location or a
+// configured name, see target).
 func openRepo(ctx context.Context, g *globalFlags) (*repo.Repository, error) {
-	url, err := g.repoURL()
+	t, err := g.target()
 	if err != nil {
 		return nil, err
 	}
-	return g.opener().Open(ctx, "", plan.RepoDef{URL: url})
+	return g.opener().Open(ctx, t.OpenName(), t.Def)
 }
 
 // openSnapshot opens the repository, index loaded, and finds the snapshot

@@ -91,10 +91,10 @@ func runPlan(ctx context.Context, g *globalFlags, out *output, configFile, name 
 			continue
 		}
 		out.printf("%s: snapshot %s saved as %s\n", r.Repo, r.Snapshot[:8], r.Label)
-		out.printf("  %d files, %s; %d unchanged; %s new data; %.1fs\n",
-			r.Files, humanBytes(r.Bytes), r.Unchanged, humanBytes(r.NewBytes), r.Duration)
+		out.printf("  %s, %s; %d unchanged; %s new data; %.1fs\n",
+			plural(r.Files, "file", "files"), humanBytes(r.Bytes), r.Unchanged, humanBytes(r.NewBytes), r.Duration)
 		if r.Forgotten > 0 {
-			out.printf("  retention forgot %d snapshots\n", r.Forgotten)
+			out.printf("  retention forgot %s\n", plural(r.Forgotten, "snapshot", "snapshots"))
 		}
 		if r.Error != "" {
 			out.printf("  %s\n", r.Error)

@@ -139,6 +139,13 @@ func TestPlansListingAndMkdirRmdir(t *testing.T) {
 	if _, err := plans.(tree.Mkdirer).Mkdir(ctx, "work", 0o755); !errors.Is(err, plan.ErrExist) {
 		t.Fatalf("second mkdir: %v", err)
 	}
+	// A name a snapshot label cannot carry is refused (EINVAL through
+	// the mount) and leaves no plan behind.
+	for _, bad := range []string{"bad name", ".hidden", "a:b"} {
+		if _, err := plans.(tree.Mkdirer).Mkdir(ctx, bad, 0o755); !errors.Is(err, plan.ErrInvalid) {
+			t.Errorf("mkdir plans/%q: %v, want ErrInvalid", bad, err)
+		}
+	}
 	if got := names(t, plans); !slices.Equal(got, []string{"home", "work"}) {
 		t.Fatalf("plans lists %v after mkdir", got)
 	}

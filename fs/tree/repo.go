@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"sync"
 	"time"
 
@@ -152,6 +153,10 @@ type LockInfo struct {
 	Stale     bool      `json:"stale"`
 }
 
+// round3 rounds a ratio to three decimals: status is read by people, and
+// 1.0458984375 says no more than 1.046.
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
 // Status computes the repository's status.
 func (rp *Repo) Status(ctx context.Context) (Status, error) {
 	snaps, err := rp.Snapshots(ctx)
@@ -171,12 +176,12 @@ func (rp *Repo) Status(ctx context.Context) (Status, error) {
 	st.Packs = len(idx.Packs())
 	st.StoredBytes = idx.StoredBytes()
 	if st.StoredBytes > 0 {
-		st.DedupRatio = float64(st.OriginalBytes) / float64(st.StoredBytes)
+		st.DedupRatio = round3(float64(st.OriginalBytes) / float64(st.StoredBytes))
 	}
 	cs := rp.cache.Stats()
 	st.Cache = CacheStats{Hits: cs.Hits, Misses: cs.Misses, Bytes: cs.Bytes, Entries: cs.Entries}
 	if cs.Hits+cs.Misses > 0 {
-		st.Cache.HitRate = float64(cs.Hits) / float64(cs.Hits+cs.Misses)
+		st.Cache.HitRate = round3(float64(cs.Hits) / float64(cs.Hits+cs.Misses))
 	}
 	locks, err := rp.r.Locks(ctx)
 	if err != nil {

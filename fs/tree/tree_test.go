@@ -237,6 +237,13 @@ func TestStatusAndSnapshotXattr(t *testing.T) {
 	if st.Snapshots != 1 || st.StoredBytes == 0 || st.OriginalBytes != fx.snap.Summary.Bytes || st.DedupRatio <= 0 {
 		t.Fatalf("status %+v", st)
 	}
+	for _, field := range []string{`"dedup_ratio":`, `"hit_rate":`} {
+		_, rest, _ := bytes.Cut(data, []byte(field))
+		num, _, _ := bytes.Cut(rest, []byte(","))
+		if _, frac, ok := bytes.Cut(num, []byte(".")); ok && len(frac) > 3 {
+			t.Errorf("status %s%s: more than three decimals", field, num)
+		}
+	}
 	xs, err := walk(t, root, "repos/main/snapshots/"+fx.snap.Label).(Xattrer).Xattrs(ctx)
 	if err != nil || len(xs) != 1 || xs[0].Name != SnapshotXattr {
 		t.Fatalf("xattrs %v %v", xs, err)

@@ -243,9 +243,8 @@ func (a *archiver) finish(t *target, id repo.ID, sources []string, start time.Ti
 			return Result{Err: err}
 		}
 	}
-	label := cmp.Or(t.Label, opts.Label, repo.LabelTime(start)+"_"+opts.Host)
-	snap.Label = repo.UniqueLabel(existing, label)
-	if _, err := t.Repo.SaveSnapshot(ctx, snap); err != nil {
+	snap.Label = cmp.Or(t.Label, opts.Label, repo.LabelTime(start)+"_"+opts.Host)
+	if _, err := t.Repo.SaveSnapshotUnique(ctx, snap, existing); err != nil {
 		return Result{Err: err}
 	}
 	return Result{Snapshot: snap}

@@ -18,10 +18,14 @@ const (
 	IndexFile    FileType = "index"
 	SnapshotFile FileType = "snapshots"
 	LockFile     FileType = "locks"
+	// MarkFile holds prune's marks (docs/FORMAT.md §15): repositories
+	// made before marks existed have no marks/ directory until the
+	// first prune writes one.
+	MarkFile FileType = "marks"
 )
 
 // FileTypes lists every kind, in a fixed order.
-var FileTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
+var FileTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, MarkFile}
 
 // Handle names one object. For ConfigFile the name is ignored: there is one
 // config per repository.
@@ -40,7 +44,7 @@ func (h Handle) String() string {
 // Valid reports whether t is one of FileTypes.
 func (t FileType) Valid() error {
 	switch t {
-	case ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile:
+	case ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, MarkFile:
 		return nil
 	}
 	return fmt.Errorf("invalid file type %q", t)

@@ -11,6 +11,10 @@
 // package under repo/backend plus one Register call here; nothing else
 // names a scheme.
 //
+// faulty.go registers a test aid, "faulty+LOCATION?PARAMS": any location
+// behind the fault injector of repo/backend/faulty (Hidden: messages that
+// list the supported forms leave it out).
+//
 // Parse only recognises the scheme and checks what every URL needs; the
 // scheme's Open parses the rest, so a configuration naming an unreachable
 // or malformed store still loads and reports the problem when the

@@ -46,6 +46,13 @@ type Scheme struct {
 	SecretEnv []string
 	// Defaults tune the repositories in this kind of storage.
 	Defaults Defaults
+	// Hidden leaves the scheme out of the forms that messages list
+	// (Supported, URLs): a test aid.
+	Hidden bool
+	// Adjust, if set, returns the defaults of one location, for schemes
+	// whose locations differ (faulty+: its inner location's, with a
+	// settle time covering the lags it injects). nil: Defaults.
+	Adjust func(loc string, d Defaults) Defaults
 }
 
 // Defaults are what a repository in a kind of storage needs.
@@ -205,7 +212,7 @@ func URLs() string {
 func urlPrefixesLocked() []string {
 	var forms []string
 	for _, s := range registry.schemes {
-		if !s.Paths {
+		if !s.Paths && !s.Hidden {
 			forms = append(forms, s.Prefixes...)
 		}
 	}
@@ -325,6 +332,9 @@ func (l Location) Defaults() Defaults {
 	if l.scheme == nil {
 		return Defaults{}
 	}
+	if l.scheme.Adjust != nil {
+		return l.scheme.Adjust(l.loc, l.scheme.Defaults)
+	}
 	return l.scheme.Defaults
 }
 
@@ -338,7 +348,7 @@ func (l Location) Open(ctx context.Context, o Options) (backend.Backend, error) 
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range l.scheme.Defaults.Decorators {
+	for _, d := range l.Defaults().Decorators {
 		be = d(be, o)
 	}
 	return be, nil
@@ -355,7 +365,8 @@ func (l Location) OpenRepository(ctx context.Context, be backend.Backend, passwo
 		be.Close()
 		return nil, err
 	}
-	d := l.scheme.Defaults
+	d := l.Defaults()
+	r.SetSettle(d.Settle)
 	if d.Uploads > 0 {
 		r.SetUploads(d.Uploads)
 	}

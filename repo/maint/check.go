@@ -375,7 +375,7 @@ func (c *checker) checkPacks(ctx context.Context) error {
 	}
 	for _, o := range objs {
 		if c.packs[o.id] == nil {
-			c.rep.warnf(handle(backend.PackFile, o.id), repo.ID{}, "unreferenced pack, prune will remove it")
+			c.rep.warnf(handle(backend.PackFile, o.id), repo.ID{}, "unreferenced pack (`cairn prune` frees it)")
 		}
 	}
 	c.res.Packs = len(c.packs)

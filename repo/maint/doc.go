@@ -1,11 +1,17 @@
-// Package maint owns repository maintenance: check and forget now; prune
-// and copy later. It works through the exported API of package repo and the
+// Package maint owns repository maintenance: check, forget and prune now;
+// copy later. It works through the exported API of package repo and the
 // repository's backend, and never changes the format.
+//
+// Prune (prune.go) frees the space of packs no snapshot needs in two
+// phases: it marks them (mark objects, docs/FORMAT.md §15), and a later
+// prune deletes them once the mark is older than a grace period longer
+// than the lock stale time and they are still unneeded then. It also
+// compacts the index and repacks sparse packs.
 //
 // Walk and Reachable find what snapshots reference: each distinct tree
 // once, loaded on several goroutines, and the data blobs of its files.
-// Check walks with them, and prune (what to keep) and copy (what to send)
-// are meant to.
+// Check and prune (what to keep) walk with them, and copy (what to send)
+// is meant to.
 //
 // Check verifies a repository the way DESIGN.md §3 makes possible: every
 // write-once object is named by the SHA-256 of its bytes, index files name

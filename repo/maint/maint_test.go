@@ -312,7 +312,7 @@ func TestCheckUnreferencedPack(t *testing.T) {
 		if res.Errors != 0 || res.Warnings != 1 {
 			t.Fatalf("%+v: want exactly one warning:\n%s", opts, dump(res))
 		}
-		want(t, res, maint.SeverityWarning, packObject(loc.Pack), "", "unreferenced pack", "prune")
+		want(t, res, maint.SeverityWarning, packObject(loc.Pack), "", "unreferenced pack", "`cairn prune`")
 		if opts.ReadData && res.PacksRead != f.packCount()-1 {
 			t.Errorf("read %d packs, want the %d indexed ones", res.PacksRead, f.packCount()-1)
 		}

@@ -76,6 +76,9 @@ func (p *Pool) Get(ctx context.Context, src Source) (*Entry, error) {
 	p.mu.Unlock()
 	if !ok {
 		e.r, e.err = src.Open(ctx)
+		if e.err == nil && src.Settle > 0 {
+			e.r.SetSettle(src.Settle) // for the label check of new snapshots too
+		}
 		if e.err != nil {
 			p.mu.Lock()
 			delete(p.entries, src.Key)

@@ -79,18 +79,19 @@
 //
 // # Errors
 //
-// Restore returns an error only for what stops the whole restore: the
+// Restore returns an error only for what stops the whole restore: an
+// include names nothing in the snapshot (an *IncludeError, found before
+// anything is created, so a typo leaves no empty directories behind), the
 // target cannot be created, the root tree cannot be read, or ctx is done.
 // Everything else is reported to Options.OnError with the entry's path
 // inside the snapshot (e.g. "/home/alice/a.txt") and counted in
 // Result.Errors; the restore goes on. A file whose data cannot be read
 // (a missing or damaged blob) is removed again, so that nothing silently
-// partial stays behind. An include that names nothing in the snapshot is
-// reported the same way.
+// partial stays behind.
 //
 // # Concurrency
 //
-// The walker alone touches the hard-link table and the include state;
+// The walker alone touches the hard-link table;
 // workers touch only their job. Directory reference counts are atomic and
 // whichever goroutine drops the last reference applies that directory's
 // metadata and closes it. OnError calls are serialised; Progress is called

@@ -72,10 +72,11 @@ const (
 // is created. See the package documentation for what happens to entries
 // already in target.
 //
-// The error is for fatal problems only: target cannot be resolved,
-// created or opened, the root tree cannot be read, or ctx is done (then
-// it is ctx.Err()). Per-entry problems go to opts.OnError and
-// Result.Errors.
+// The error is for fatal problems only: an include names nothing in the
+// snapshot (*IncludeError, before anything is created), target cannot be
+// resolved, created or opened, a tree on the way to an include or the
+// root tree cannot be read, or ctx is done (then it is ctx.Err()).
+// Per-entry problems go to opts.OnError and Result.Errors.
 func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, target string, opts Options) (Result, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
@@ -102,17 +103,23 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 
 	sel, incs := parseIncludes(opts.Includes)
 
-	fd, err := openTarget(target)
-	if err != nil {
-		return Result{}, err
-	}
 	rootTree, err := rs.loadTree(ctx, snap.Tree)
 	if err != nil {
-		unix.Close(fd)
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
 		return Result{}, fmt.Errorf("snapshot %s: root tree: %w", snap.ID().Short(), err)
+	}
+	// A mistyped include fails the restore before anything is created.
+	if err := rs.findIncludes(ctx, rootTree, incs); err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		return Result{}, err
+	}
+	fd, err := openTarget(target)
+	if err != nil {
+		return Result{}, err
 	}
 
 	if opts.Progress != nil {
@@ -144,13 +151,6 @@ func Restore(ctx context.Context, r *repo.Repository, snap *repo.Snapshot, targe
 	wg.Wait()
 	stopProgress()
 
-	if ctx.Err() == nil {
-		for _, inc := range incs {
-			if !inc.found {
-				rs.fail(inc.path, errors.New("not in the snapshot"))
-			}
-		}
-	}
 	res := Result{Files: rs.files.Load(), Dirs: rs.dirs.Load(), Bytes: rs.bytes.Load(), Errors: rs.errors.Load()}
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -262,12 +262,9 @@ func (rs *restorer) walk(ctx context.Context, d *dir, t *repo.Tree, sel selectio
 		if ctx.Err() != nil {
 			return
 		}
-		sub, ok, ended := sel.child(n.Name)
+		sub, ok := sel.child(n.Name)
 		if !ok {
 			continue
-		}
-		for _, inc := range ended {
-			inc.found = true
 		}
 		p := path.Join(d.path, n.Name)
 		if err := repo.ValidName(n.Name); err != nil {
@@ -486,7 +483,7 @@ func (rs *restorer) count(ctx context.Context, t *repo.Tree, sel selection) {
 		if ctx.Err() != nil {
 			return
 		}
-		sub, ok, _ := sel.child(n.Name)
+		sub, ok := sel.child(n.Name)
 		if !ok {
 			continue
 		}
@@ -539,10 +536,60 @@ func (rs *restorer) progress() Progress {
 	return Progress{Files: rs.doneFiles.Load(), Bytes: rs.doneBytes.Load(), TotalFiles: rs.totalFiles, TotalBytes: rs.totalBytes}
 }
 
+// findIncludes checks that every include names an entry of the snapshot,
+// loading the trees on the way (they stay cached for the walk). It returns
+// an *IncludeError naming those that do not, or the error of a tree that
+// cannot be loaded.
+func (rs *restorer) findIncludes(ctx context.Context, root *repo.Tree, incs []*include) error {
+	var missing []string
+	for _, inc := range incs {
+		if inc.path == "/" {
+			continue
+		}
+		t := root
+		names := strings.Split(inc.path[1:], "/")
+		for i, name := range names {
+			n := t.Find(name)
+			if n == nil {
+				missing = append(missing, inc.path)
+				break
+			}
+			if i == len(names)-1 {
+				break
+			}
+			if n.Type != repo.NodeDir || n.Subtree == nil {
+				missing = append(missing, inc.path) // a path below a non-directory
+				break
+			}
+			sub, err := rs.loadTree(ctx, *n.Subtree)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path.Join(append([]string{"/"}, names[:i+1]...)...), err)
+			}
+			t = sub
+		}
+	}
+	if len(missing) > 0 {
+		return &IncludeError{Paths: missing}
+	}
+	return nil
+}
+
+// ErrNotInSnapshot is what an IncludeError matches: an include names
+// nothing in the snapshot.
+var ErrNotInSnapshot = errors.New("not in the snapshot")
+
+// IncludeError lists the includes that name nothing in the snapshot.
+type IncludeError struct{ Paths []string }
+
+func (e *IncludeError) Error() string {
+	return "include " + strings.Join(e.Paths, ", ") + ": " + ErrNotInSnapshot.Error()
+}
+
+func (e *IncludeError) Is(target error) bool { return target == ErrNotInSnapshot }
+
 // include is one of Options.Includes.
 type include struct {
-	path  string // cleaned
-	found bool   // walker only
+	path string // cleaned
 }
 
 // incRef is an include with the path components still to match.
@@ -568,7 +615,6 @@ func parseIncludes(paths []string) (selection, []*include) {
 		inc := &include{path: path.Clean("/" + p)}
 		incs = append(incs, inc)
 		if inc.path == "/" {
-			inc.found = true
 			sel.all = true
 			continue
 		}
@@ -578,11 +624,10 @@ func parseIncludes(paths []string) (selection, []*include) {
 }
 
 // child returns the selection below the entry called name of a directory
-// with selection s, whether that entry is restored at all, and the includes
-// that name it exactly.
-func (s selection) child(name string) (sub selection, ok bool, ended []*include) {
+// with selection s and whether that entry is restored at all.
+func (s selection) child(name string) (sub selection, ok bool) {
 	if s.all {
-		return s, true, nil
+		return s, true
 	}
 	for _, ir := range s.incs {
 		if ir.rest[0] != name {
@@ -590,7 +635,6 @@ func (s selection) child(name string) (sub selection, ok bool, ended []*include)
 		}
 		if len(ir.rest) == 1 {
 			sub.all = true
-			ended = append(ended, ir.inc)
 			continue
 		}
 		sub.incs = append(sub.incs, incRef{inc: ir.inc, rest: ir.rest[1:]})
@@ -598,5 +642,5 @@ func (s selection) child(name string) (sub selection, ok bool, ended []*include)
 	if sub.all {
 		sub.incs = nil
 	}
-	return sub, sub.all || len(sub.incs) > 0, ended
+	return sub, sub.all || len(sub.incs) > 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -292,20 +293,28 @@ func TestIncludes(t *testing.T) {
 		b.dir("etc", b.file("passwd", []byte("p"), mib)),
 	)
 
-	target := t.TempDir()
+	// Includes that name nothing fail the restore before anything is
+	// created, even the target.
+	target := filepath.Join(t.TempDir(), "target")
+	_, err := restorer.Restore(context.Background(), b.r, snap, target, restorer.Options{
+		Includes: []string{"/home/alice/docs", "etc/passwd/", "/home/nobody", "/etc/passwd/below"},
+		OnError:  func(p string, err error) { t.Errorf("OnError(%s, %v)", p, err) },
+	})
+	var ie *restorer.IncludeError
+	if !errors.As(err, &ie) || !errors.Is(err, restorer.ErrNotInSnapshot) ||
+		!slices.Equal(ie.Paths, []string{"/home/nobody", "/etc/passwd/below"}) {
+		t.Fatalf("Restore with missing includes: %v, want an IncludeError naming /home/nobody and /etc/passwd/below", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("target after a refused restore: %v, want nothing created", err)
+	}
+
 	var last restorer.Progress
 	res, list := restore(t, b, snap, target, restorer.Options{
-		Includes: []string{"/home/alice/docs", "etc/passwd/", "/home/nobody", "/etc/passwd/below"},
+		Includes: []string{"/home/alice/docs", "etc/passwd/"},
 		Progress: func(p restorer.Progress) { last = p },
 	})
-	if len(list) != 2 || res.Errors != 2 {
-		t.Fatalf("errors %v, want 2 (the includes that name nothing)", list)
-	}
-	for _, e := range list {
-		if e.path != "/home/nobody" && e.path != "/etc/passwd/below" {
-			t.Errorf("unexpected error %s: %v", e.path, e.err)
-		}
-	}
+	noErrors(t, res, list)
 	st := lstat(t, filepath.Join(target, "home/alice"))
 	if st.Mode&0o7777 != 0o711 {
 		t.Errorf("ancestor mode %o, want 711", st.Mode&0o7777)

@@ -86,7 +86,7 @@ func (p *Plans) Define(ctx context.Context, name string, data []byte) error {
 }
 
 func (p *Plans) Create(name string) error {
-	if err := plan.ValidName(name); err != nil {
+	if err := plan.ValidPlanName(name); err != nil {
 		return err
 	}
 	p.mu.Lock()

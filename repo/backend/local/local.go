@@ -231,9 +231,10 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 // created with m. On failure it leaves no file behind.
 func (b *Backend) writeTemp(h backend.Handle, dir string, data []byte, m modes) (string, error) {
 	f, err := createTemp(dir, m.file)
-	if errors.Is(err, unix.ENOENT) && h.Type == backend.PackFile {
-		// A pack prefix outside 00..ff. Mkdir, not MkdirAll: if data/
-		// itself is missing the repository is, and Save must say so.
+	if errors.Is(err, unix.ENOENT) && (h.Type == backend.PackFile || h.Type == backend.MarkFile) {
+		// A pack prefix outside 00..ff, or the marks/ of a repository
+		// made before marks existed. Mkdir, not MkdirAll: if data/ (or
+		// the root) is missing the repository is, and Save must say so.
 		if err := os.Mkdir(dir, m.dir); err != nil && !errors.Is(err, unix.EEXIST) {
 			return "", err
 		}
@@ -398,6 +399,12 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 		return b.listConfig(fn)
 	case backend.PackFile:
 		return b.listPacks(ctx, fn)
+	case backend.MarkFile:
+		// Made on demand (see writeTemp); a repository with none has no marks.
+		if _, err := os.Stat(b.root); err != nil {
+			return fmt.Errorf("list %s: %w", t, translate(err))
+		}
+		return listDir(ctx, t, filepath.Join(b.root, string(t)), true, fn)
 	default:
 		return listDir(ctx, t, filepath.Join(b.root, string(t)), false, fn)
 	}
