@@ -59,15 +59,9 @@ func (r *Repository) SaveMarks(ctx context.Context, m *Marks) (ID, error) {
 // bad (to be removed), not as an error: forgetting a mark only delays a
 // deletion.
 func (r *Repository) LoadMarks(ctx context.Context) (marks []*Marks, bad []ID, err error) {
-	var ids []ID
-	err = r.be.List(ctx, backend.MarkFile, func(fi backend.FileInfo) error {
-		if id, err := ParseID(fi.Name); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	})
+	ids, err := r.listIDs(ctx, backend.MarkFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list marks: %w", err)
+		return nil, nil, err
 	}
 	for _, id := range ids {
 		data, err := loadObject(ctx, r.be, backend.MarkFile, id)
@@ -123,17 +117,7 @@ func (r *Repository) WriteIndexFiles(ctx context.Context, packs []IndexPack, per
 
 // IndexFiles lists the names of the index files in storage.
 func (r *Repository) IndexFiles(ctx context.Context) ([]ID, error) {
-	var ids []ID
-	err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
-		if id, err := ParseID(fi.Name); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list index: %w", err)
-	}
-	return ids, nil
+	return r.listIDs(ctx, backend.IndexFile)
 }
 
 // Repacker copies stored blobs, as they are, out of old packs into new

@@ -88,18 +88,44 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 
 // Snapshots loads every snapshot record, oldest first (ties by label).
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+	ids, err := r.snapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := r.loadSnapshots(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	SortSnapshots(snaps)
+	return snaps, nil
+}
+
+// snapshotIDs lists the ids of the snapshot objects.
+func (r *Repository) snapshotIDs(ctx context.Context) ([]ID, error) {
+	return r.listIDs(ctx, backend.SnapshotFile)
+}
+
+// listIDs lists the objects of type t whose names are ids (others are
+// not ours and are skipped).
+func (r *Repository) listIDs(ctx context.Context, t backend.FileType) ([]ID, error) {
 	var ids []ID
-	err := r.be.List(ctx, backend.SnapshotFile, func(fi backend.FileInfo) error {
+	err := r.be.List(ctx, t, func(fi backend.FileInfo) error {
 		if id, err := ParseID(fi.Name); err == nil {
 			ids = append(ids, id)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return nil, fmt.Errorf("list %s: %w", t, err)
 	}
+	return ids, nil
+}
+
+// loadSnapshots loads the snapshots ids names, in parallel; those removed
+// since they were listed are left out.
+func (r *Repository) loadSnapshots(ctx context.Context, ids []ID) ([]*Snapshot, error) {
 	snaps := make([]*Snapshot, len(ids))
-	err = Parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
+	err := Parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
 		s, err := r.LoadSnapshot(ctx, ids[i])
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil // removed after listing
@@ -110,9 +136,7 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snaps = slices.DeleteFunc(snaps, func(s *Snapshot) bool { return s == nil })
-	SortSnapshots(snaps)
-	return snaps, nil
+	return slices.DeleteFunc(snaps, func(s *Snapshot) bool { return s == nil }), nil
 }
 
 // SortSnapshots orders by time, then label.
@@ -259,35 +283,22 @@ func (r *Repository) labelTaken(ctx context.Context, own ID, label string, label
 			return false, context.Cause(ctx)
 		}
 	}
-	var ids, unknown []ID
-	err := r.be.List(ctx, backend.SnapshotFile, func(fi backend.FileInfo) error {
-		if id, err := ParseID(fi.Name); err == nil {
-			ids = append(ids, id)
-			if _, ok := labels[id]; !ok {
-				unknown = append(unknown, id)
-			}
-		}
-		return nil
-	})
+	ids, err := r.snapshotIDs(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list snapshots: %w", err)
+		return false, err
 	}
-	loaded := make([]*Snapshot, len(unknown))
-	err = Parallel(ctx, len(unknown), 8, func(ctx context.Context, i int) error {
-		s, err := r.LoadSnapshot(ctx, unknown[i])
-		if errors.Is(err, backend.ErrNotExist) {
-			return nil // removed after listing
+	var unknown []ID
+	for _, id := range ids {
+		if _, ok := labels[id]; !ok {
+			unknown = append(unknown, id)
 		}
-		loaded[i] = s
-		return err
-	})
+	}
+	loaded, err := r.loadSnapshots(ctx, unknown)
 	if err != nil {
 		return false, err
 	}
 	for _, s := range loaded {
-		if s != nil {
-			labels[s.id] = s.Label
-		}
+		labels[s.id] = s.Label
 	}
 	for _, id := range ids {
 		if id != own && labels[id] == label {
