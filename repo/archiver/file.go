@@ -15,8 +15,7 @@ import (
 
 // fileJob is one regular file: decided by needsRead, read by saveFile.
 type fileJob struct {
-	dirfd   int    // the open directory the file is an entry of
-	name    string // in dirfd
+	dirfd   int    // the open directory the file is node.Name in
 	path    string // for reports
 	st      unix.Stat_t
 	node    *repo.Node // the file's metadata, the template of its records
@@ -28,7 +27,7 @@ type fileJob struct {
 }
 
 func (a *archiver) newJob(dirfd int, path string, st *unix.Stat_t, node *repo.Node, parents nodes) *fileJob {
-	return &fileJob{dirfd: dirfd, name: node.Name, path: path, st: *st, node: node, parents: parents, reuse: make([]bool, len(a.targets))}
+	return &fileJob{dirfd: dirfd, path: path, st: *st, node: node, parents: parents, reuse: make([]bool, len(a.targets))}
 }
 
 // needsRead decides for each live target whether its parent snapshot's
@@ -49,7 +48,7 @@ func (a *archiver) needsRead(job *fileJob) bool {
 	if need {
 		return true
 	}
-	job.node.Xattrs = a.xattrsAt(job.path, job.dirfd, job.name)
+	job.node.Xattrs = a.xattrsAt(job.path, job.dirfd, job.node.Name)
 	a.files.Add(1)
 	a.unchanged.Add(1)
 	a.bytes.Add(job.node.Size)
@@ -148,7 +147,7 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob) error {
 	if a.opts.beforeOpen != nil {
 		a.opts.beforeOpen(job.path)
 	}
-	fd, err := openFile(job.dirfd, job.name)
+	fd, err := openFile(job.dirfd, job.node.Name)
 	if err != nil {
 		return &readError{err}
 	}
